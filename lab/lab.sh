@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The local lab: a Docker engine, simulated VMs (containers running their own dockerd), an S3 server.
+#   lab/lab.sh up [N]     build what is missing (cached), start N VMs (default 3, at most 10) and the S3 server,
+#                         write inventories/lab/hosts.yml
+#   lab/lab.sh images     only build the images
+#   lab/lab.sh down       remove the VMs, the S3 server and the network
+#   lab/lab.sh status     list what runs
+# Everything is named infn-lab-*; nothing but loopback and these containers is ever contacted.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+LAB_S3_IP="${LAB_S3_IP:-172.31.240.10}"
+LAB_S3_PORT_LOCAL="${LAB_S3_PORT_LOCAL:-59000}"
+LAB_INVENTORY="${REPO_ROOT}/inventories/lab/hosts.yml"
+VM_RUN_FLAGS=(
+  --cap-add=ALL --cap-drop=SYS_RESOURCE
+  --security-opt seccomp=unconfined --security-opt apparmor=unconfined
+  "--device-cgroup-rule=a *:* rmw" --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw
+  --tmpfs /var/lib/docker:exec -e DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1
+)
+
+build_images() {
+  ensure_engine
+  ensure_base_image
+  cp "${REPO_ROOT}/plugins/module_utils/_ofelia.py" "${LAB_ROOT}/images/ofelia-standin/_ofelia.py"
+  VM_IMAGE="$(build_image infn-lab/vm "${LAB_ROOT}/images/vm")"
+  S3_IMAGE="$(build_image infn-lab/s3 "${LAB_ROOT}/images/s3")"
+  OFELIA_IMAGE="$(build_image infn-lab/ofelia-standin "${LAB_ROOT}/images/ofelia-standin")"
+  docker tag "${OFELIA_IMAGE}" infn-lab/ofelia-standin:0.3.21
+}
+
+start_s3() {
+  if [ "$(docker inspect -f '{{.State.Running}}' infn-lab-s3 2>/dev/null)" = true ]; then return 0; fi
+  docker rm -f infn-lab-s3 >/dev/null 2>&1 || true
+  log "starting the S3 server (moto) at ${LAB_S3_IP}:5000 and 127.0.0.1:${LAB_S3_PORT_LOCAL}"
+  docker run -d --name infn-lab-s3 --network "${LAB_NET}" --ip "${LAB_S3_IP}" \
+    -p "127.0.0.1:${LAB_S3_PORT_LOCAL}:5000" --label infn-lab=1 "${S3_IMAGE}" >/dev/null
+  for _ in $(seq 1 60); do
+    curl -fsS -o /dev/null "http://127.0.0.1:${LAB_S3_PORT_LOCAL}/" 2>/dev/null && return 0
+    sleep 0.5
+  done
+  docker logs infn-lab-s3 >&2
+  die "the S3 server did not answer"
+}
+
+# start_vm I: the VM infn-lab-vmI at 172.31.240.(100+I), with the lab's images loaded into its engine.
+start_vm() {
+  local i="$1" name="infn-lab-vm$1"
+  if [ "$(docker inspect -f '{{.State.Running}}' "${name}" 2>/dev/null)" != true ]; then
+    docker rm -f "${name}" >/dev/null 2>&1 || true
+    docker run -d --name "${name}" --hostname "vm${i}" --network "${LAB_NET}" --ip "172.31.240.$((100 + i))" \
+      --label infn-lab=1 "${VM_RUN_FLAGS[@]}" "${VM_IMAGE}" >/dev/null
+  fi
+  for _ in $(seq 1 60); do
+    docker exec "${name}" docker info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  docker exec "${name}" docker info >/dev/null 2>&1 || { docker logs "${name}" | tail -20 >&2; die "dockerd in ${name} did not start"; }
+  # The base image (the backup image is built on it by the role) and the ofelia stand-in.
+  if ! docker exec "${name}" docker image inspect "${LAB_BASE_IMAGE}" infn-lab/ofelia-standin:0.3.21 >/dev/null 2>&1; then
+    docker save "${LAB_BASE_IMAGE}" infn-lab/ofelia-standin:0.3.21 | docker exec -i "${name}" docker load -q >/dev/null
+  fi
+}
+
+write_inventory() {
+  local n="$1"
+  mkdir -p "$(dirname "${LAB_INVENTORY}")"
+  {
+    echo "# Written by lab/lab.sh up: the lab's simulated VMs (containers reached through the Docker connection)."
+    echo "all:"
+    echo "  children:"
+    echo "    cloud_backup:"
+    echo "      hosts:"
+    for i in $(seq 1 "${n}"); do
+      echo "        vm${i}: {ansible_host: infn-lab-vm${i}}"
+    done
+  } >"${LAB_INVENTORY}.tmp"
+  mv "${LAB_INVENTORY}.tmp" "${LAB_INVENTORY}"
+}
+
+lab_up() {
+  local n="${1:-3}"
+  [[ "${n}" =~ ^[0-9]+$ ]] && [ "${n}" -ge 1 ] && [ "${n}" -le 10 ] || die "the number of VMs must be 1-10, not '${n}'"
+  build_images
+  ensure_network
+  start_s3
+  # VMs beyond N from an earlier, larger lab are removed.
+  for i in $(seq $((n + 1)) 10); do docker rm -f "infn-lab-vm${i}" >/dev/null 2>&1 || true; done
+  local pids=()
+  for i in $(seq 1 "${n}"); do start_vm "${i}" & pids+=($!); done
+  for pid in "${pids[@]}"; do wait "${pid}" || die "a VM failed to start"; done
+  write_inventory "${n}"
+  log "lab up: ${n} VM(s), S3 at http://${LAB_S3_IP}:5000 (host: http://127.0.0.1:${LAB_S3_PORT_LOCAL}); inventory ${LAB_INVENTORY}"
+}
+
+lab_down() {
+  docker info >/dev/null 2>&1 || return 0
+  local ids
+  ids="$(docker ps -aq --filter label=infn-lab=1)"
+  [ -z "${ids}" ] || docker rm -f ${ids} >/dev/null
+  docker network rm "${LAB_NET}" >/dev/null 2>&1 || true
+  rm -f "${LAB_INVENTORY}"
+  log "lab down"
+}
+
+case "${1:-}" in
+  up) lab_up "${2:-3}" ;;
+  images) build_images ;;
+  down) lab_down ;;
+  status) docker ps --filter label=infn-lab=1 --format 'table {{.Names}}\t{{.Status}}\t{{.Image}}' ;;
+  *) echo "usage: lab/lab.sh up [N] | images | down | status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,180 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, infn_cloud.backup contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters of the cloud_backup role: the host's jobs as data, its .env, and the checks of its input."""
+
+from __future__ import annotations
+
+import re
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.infn_cloud.backup.plugins.module_utils import _ofelia
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+PLACEHOLDERS = {"", "changeme", "change-me", "change_me", "password", "secret", "todo", "xxx", "xxxx",
+                "none", "null", "example", "placeholder", "restic", "12345678"}
+EXCLUDE_DIR = "/etc/cloud-backup/excludes"
+# restic forget options that take a value; the rest of the policy keys are rejected by name.
+RETENTION_KEYS = {
+    "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within",
+    "keep_within_hourly", "keep_within_daily", "keep_within_weekly", "keep_within_monthly",
+    "keep_within_yearly", "keep_tag",
+}
+
+
+def _argv_token(value, what):
+    text = str(value)
+    if not text or any(c.isspace() or c in "\"'\\%;#" for c in text):
+        raise AnsibleFilterError("%s %r: blanks, quotes, backslashes, %%, ; and # are not allowed" % (what, text))
+    return text
+
+
+def _retention_args(retention):
+    args = []
+    for key in sorted(retention):
+        values = retention[key] if isinstance(retention[key], list) else [retention[key]]
+        for value in values:
+            args += ["--" + key.replace("_", "-"), _argv_token(value, "cloud_backup_retention.%s" % key)]
+    return args
+
+
+def cloud_backup_jobs(sources, backup_schedule, forget_schedule, retention, prune):
+    """The host's scheduled jobs: name, schedule and argv (run inside the backup container)."""
+    jobs = []
+    for src in sources:
+        argv = ["backup", "--tag", src["name"]]
+        for tag in src.get("tags") or []:
+            argv += ["--tag", _argv_token(tag, "tag")]
+        argv += ["--exclude-file", "%s/%s" % (EXCLUDE_DIR, src["name"]), "/backup/%s" % src["name"]]
+        jobs.append({"name": "backup-%s" % src["name"], "schedule": src.get("schedule") or backup_schedule,
+                     "argv": argv, "command": " ".join(argv)})
+    if sources:
+        argv = ["forget"] + _retention_args(retention) + (["--prune"] if prune else [])
+        jobs.append({"name": "forget", "schedule": forget_schedule, "argv": argv, "command": " ".join(argv)})
+    return jobs
+
+
+def _dotenv_value(name, value):
+    text = "" if value is None else str(value)
+    if "'" in text or "\n" in text or "\r" in text:
+        raise AnsibleFilterError("the value of %s cannot hold a single quote or a line break" % name)
+    return "'%s'" % text  # single quotes: compose reads the value literally (no $ interpolation)
+
+
+def cloud_backup_dotenv(env):
+    """Lines of the stack's .env file from a dict (None values are left out)."""
+    return "".join("%s=%s\n" % (k, _dotenv_value(k, v)) for k, v in env.items() if v is not None)
+
+
+def _is_placeholder(value):
+    text = str(value or "").strip().lower()
+    return text in PLACEHOLDERS or "changeme" in text.replace("_", "").replace("-", "") or text.startswith("<")
+
+
+def cloud_backup_problems(v):
+    """Every problem of a host's input, as messages naming the variable (empty list: all good)."""
+    problems = []
+
+    def bad(msg):
+        problems.append(msg)
+
+    for var in ("cloud_backup_restic_password", "cloud_backup_rest_password"):
+        if _is_placeholder(v.get(var)):
+            bad("%s is empty or a placeholder: set a real secret (in a vault)" % var)
+    if v.get("cloud_backup_oidc_password") and _is_placeholder(v["cloud_backup_oidc_password"]):
+        bad("cloud_backup_oidc_password is a placeholder: set a real secret or leave it empty")
+    for var in ("cloud_backup_aai_user", "cloud_backup_oidc_password", "cloud_backup_restic_password",
+                "cloud_backup_rest_username", "cloud_backup_rest_password"):
+        value = str(v.get(var) or "")
+        if "'" in value or "\n" in value:
+            bad("%s cannot hold a single quote or a line break (it goes to .env)" % var)
+    if not 1 <= int(v.get("cloud_backup_rest_port") or 0) <= 65535:
+        bad("cloud_backup_rest_port must be a port number (1-65535)")
+    if not NAME_RE.match(str(v.get("cloud_backup_container_name") or "")):
+        bad("cloud_backup_container_name must match [a-z0-9][a-z0-9_-]*")
+    if not str(v.get("cloud_backup_project_dir") or "").startswith("/"):
+        bad("cloud_backup_project_dir must be an absolute path")
+    if not v.get("cloud_backup_image_build") and not v.get("cloud_backup_image"):
+        bad("cloud_backup_image must name an image to pull when cloud_backup_image_build is false")
+    if str(v.get("cloud_backup_ofelia_image", "")).endswith(":latest") and v.get("cloud_backup_scheduler") == "ofelia":
+        bad("cloud_backup_ofelia_image must pin a version, not latest")
+
+    dest = v.get("cloud_backup_destination") or {}
+    if dest.get("type") == "local" and not str(dest.get("path") or "").startswith("/"):
+        bad("cloud_backup_destination.path must be an absolute host path for type local")
+    if dest.get("type") == "s3":
+        if not re.match(r"^https?://[^/\s]+", str(dest.get("endpoint") or "")):
+            bad("cloud_backup_destination.endpoint must be an http(s) URL")
+        for key in ("access_key_id", "secret_access_key"):
+            if _is_placeholder(dest.get(key)):
+                bad("cloud_backup_destination.%s is empty or a placeholder" % key)
+    if dest.get("type") == "rclone" and not (dest.get("options") or {}).get("type"):
+        bad("cloud_backup_destination.options.type is required for type rclone (an rclone backend name)")
+
+    sources = v.get("cloud_backup_sources") or []
+    seen = set()
+    for i, src in enumerate(sources):
+        where = "cloud_backup_sources[%d]" % i
+        name = str(src.get("name") or "")
+        if not NAME_RE.match(name):
+            bad("%s.name %r must match [a-z0-9][a-z0-9_-]* (at most 63 characters)" % (where, name))
+        elif name in seen:
+            bad("%s.name %r is used by two sources: names must be unique" % (where, name))
+        seen.add(name)
+        path = str(src.get("path") or "")
+        if not path.startswith("/"):
+            bad("%s.path %r must be an absolute path" % (where, path))
+        for tag in src.get("tags") or []:
+            if not TAG_RE.match(str(tag)):
+                bad("%s.tags: %r must match [A-Za-z0-9][A-Za-z0-9._:-]*" % (where, tag))
+        for pattern in src.get("exclude") or []:
+            if "\n" in str(pattern) or not str(pattern).strip():
+                bad("%s.exclude: patterns must be non-empty single lines" % where)
+        if src.get("schedule"):
+            err = _ofelia.schedule_error(src["schedule"])
+            if err:
+                bad("%s.schedule: %s" % (where, err))
+
+    schedules = ["cloud_backup_backup_schedule", "cloud_backup_forget_schedule", "cloud_backup_log_cleanup_schedule"]
+    for var in schedules:
+        err = _ofelia.schedule_error(v.get(var))
+        if err:
+            bad("%s: %s" % (var, err))
+    if v.get("cloud_backup_scheduler") == "cron":
+        for var in schedules:
+            if not _ofelia.schedule_error(v.get(var)):
+                try:
+                    _ofelia.to_cron(v[var])
+                except _ofelia.ScheduleError as exc:
+                    bad("%s (cron scheduler): %s" % (var, exc))
+        for i, src in enumerate(sources):
+            if src.get("schedule") and not _ofelia.schedule_error(src["schedule"]):
+                try:
+                    _ofelia.to_cron(src["schedule"])
+                except _ofelia.ScheduleError as exc:
+                    bad("cloud_backup_sources[%d].schedule (cron scheduler): %s" % (i, exc))
+
+    retention = v.get("cloud_backup_retention") or {}
+    unknown = sorted(set(retention) - RETENTION_KEYS)
+    if unknown:
+        bad("cloud_backup_retention: unknown option(s) %s (known: %s)" % (", ".join(unknown), ", ".join(sorted(RETENTION_KEYS))))
+    if sources and not retention:
+        bad("cloud_backup_retention is empty: forget would keep nothing; give at least one keep_* option")
+    for key, value in retention.items():
+        for item in value if isinstance(value, list) else [value]:
+            if not str(item) or any(c.isspace() or c in "\"'\\%;#" for c in str(item)):
+                bad("cloud_backup_retention.%s: %r is not a valid value" % (key, item))
+    if int(v.get("cloud_backup_log_retention_days") or 0) < 1:
+        bad("cloud_backup_log_retention_days must be at least 1")
+    return problems
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "cloud_backup_jobs": cloud_backup_jobs,
+            "cloud_backup_dotenv": cloud_backup_dotenv,
+            "cloud_backup_problems": cloud_backup_problems,
+        }

@@ -1,0 +1,176 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) INFN Cloud backup contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one runner for restic: on the target or inside a container through the docker CLI.
+
+Repository, password and backend credentials travel only through the environment (for
+``docker exec`` as bare ``-e NAME`` flags whose values live in the docker client's own
+environment), never on an argv, never in results or messages. Every call is bounded by a
+timeout because restic retries an unreachable backend for up to 15 minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+
+MEANINGS = {
+    0: 'ok',
+    1: 'error',
+    3: 'partial: some source files could not be read',
+    10: 'repository does not exist',
+    11: 'repository is locked by another restic process (list locks with `restic list locks`,'
+        ' remove stale ones with `restic unlock`)',
+    12: 'wrong password: no key of the repository opens with it',
+    124: 'backend unreachable or timed out: restic did not finish within {timeout} s'
+         ' (restic retries an unreachable backend for up to 15 minutes)',
+    125: 'docker exec failed (container missing or not running?)',
+    126: 'command not executable in the container (missing binary or unknown container_user?)',
+    127: 'restic binary not found (check restic_binary)',
+}
+MEANINGS[137] = MEANINGS[124] + ', killed'
+DOCKER_ERRORS = ('Error response from daemon', 'Cannot connect to the Docker daemon')
+KILL_AFTER = 5
+ENV_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
+URL_USERINFO = re.compile(r'(://)[^/@\s]+@')
+
+
+def restic_argument_spec():
+    """Common options, documented in the infn_cloud.backup.restic doc fragment."""
+    return dict(
+        repository=dict(type='str'),
+        password=dict(type='str', no_log=True),
+        password_file=dict(type='path', no_log=False),
+        container=dict(type='str'),
+        container_user=dict(type='str'),
+        environment=dict(type='dict', default={}, no_log=True),
+        timeout=dict(type='int', default=120),
+        restic_binary=dict(type='str', default='restic'),
+    )
+
+
+RESTIC_MUTUALLY_EXCLUSIVE = [('password', 'password_file')]
+
+
+class ResticError(Exception):
+    """A failed restic call: exit code, its meaning and a scrubbed excerpt of stderr."""
+
+    def __init__(self, rc, meaning, stderr=''):
+        self.rc, self.meaning, self.stderr = rc, meaning, stderr
+        super().__init__('restic: %s (rc %s)%s' % (meaning, rc, ': ' + stderr if stderr else ''))
+
+
+class Restic:
+    def __init__(self, repository=None, password=None, password_file=None, container=None,
+                 container_user=None, environment=None, timeout=120, restic_binary='restic',
+                 docker_binary='docker'):
+        self.env = {k: str(v) for k, v in (environment or {}).items()}
+        bad = [k for k in self.env if not ENV_NAME.match(k)]
+        if bad:
+            raise ValueError('invalid environment variable name(s): %s' % ', '.join(sorted(bad)))
+        for name, value in (('RESTIC_REPOSITORY', repository), ('RESTIC_PASSWORD', password),
+                            ('RESTIC_PASSWORD_FILE', password_file)):
+            if value is not None:
+                self.env[name] = value
+        # (value, mask) pairs scrubbed from every message, longest first.
+        self.secrets = sorted(((v, '<repository>' if k == 'RESTIC_REPOSITORY' else '********')
+                               for k, v in self.env.items() if v and k != 'RESTIC_PASSWORD_FILE'),
+                              key=lambda item: len(item[0]), reverse=True)
+        self.container, self.container_user = container, container_user
+        self.timeout, self.restic_binary, self.docker_binary = timeout, restic_binary, docker_binary
+
+    def command(self, args):
+        """The argv and the environment of one call (the argv never holds a value of the environment)."""
+        restic = [self.restic_binary, '--json'] + list(args)
+        if not self.container:
+            return restic, dict(os.environ, **self.env)
+        argv = [self.docker_binary, 'exec', '-i']
+        if self.container_user:
+            argv += ['-u', self.container_user]
+        for name in sorted(self.env):
+            argv += ['-e', name]
+        argv += [self.container, 'timeout', '--kill-after=%d' % KILL_AFTER, str(self.timeout)] + restic
+        return argv, dict(os.environ, **self.env)
+
+    def scrub(self, text):
+        for secret, mask in self.secrets:
+            text = text.replace(secret, mask)
+        return URL_USERINFO.sub(r'\1***@', text)
+
+    def excerpt(self, stderr, lines=6):
+        """The last lines of stderr, restic's JSON errors reduced to their message, secrets removed."""
+        out = []
+        for line in ANSI.sub('', stderr).splitlines():
+            doc = parse_json(line)
+            if isinstance(doc, dict) and 'message' in doc:
+                line = doc['message']
+            out.extend(part.strip() for part in line.splitlines() if part.strip())
+        return self.scrub(' | '.join(out[-lines:]))
+
+    def meaning(self, rc, stderr):
+        if self.container and rc == 1 and any(e in stderr for e in DOCKER_ERRORS):
+            return MEANINGS[125]
+        return MEANINGS.get(rc, 'unknown exit code').format(timeout=self.timeout)
+
+    def run(self, args, accept=(0,)):
+        """Run ``restic --json ARGS``; return (rc, stdout, stderr) or raise ResticError if rc not in accept."""
+        argv, env = self.command(args)
+        # Inside a container `timeout` bounds restic; this outer bound only guards a hung docker client.
+        limit = self.timeout + (2 * KILL_AFTER if self.container else 0)
+        try:
+            proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, encoding='utf-8', errors='replace')
+        except OSError as exc:
+            raise ResticError(127, MEANINGS[127], self.scrub('%s: %s' % (argv[0], exc.strerror)))
+        try:
+            stdout, stderr = proc.communicate(timeout=limit)
+            rc = proc.returncode
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                stdout, stderr = proc.communicate(timeout=KILL_AFTER)
+                rc = 124
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                stdout, stderr = proc.communicate()
+                rc = 137
+        if rc not in accept:
+            raise ResticError(rc, self.meaning(rc, stderr), self.excerpt(stderr))
+        return rc, stdout, stderr
+
+    def config(self):
+        """The repository's config (id, version, chunker_polynomial), or None if it does not exist."""
+        rc, stdout, dummy = self.run(['cat', 'config'], accept=(0, 10))
+        if rc == 10:
+            return None
+        doc = parse_json(stdout)
+        if not isinstance(doc, dict) or 'id' not in doc:
+            raise ResticError(rc, 'unexpected output of `restic cat config`', self.scrub(stdout[-300:]))
+        return doc
+
+
+def parse_json(text):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def json_lines(text):
+    """restic's line-delimited JSON messages (non-JSON lines are skipped)."""
+    return [doc for doc in map(parse_json, text.splitlines()) if isinstance(doc, dict)]
+
+
+def restic_from_module(module):
+    p = module.params
+    try:
+        return Restic(repository=p['repository'], password=p['password'], password_file=p['password_file'],
+                      container=p['container'], container_user=p['container_user'],
+                      environment=p['environment'], timeout=p['timeout'], restic_binary=p['restic_binary'],
+                      docker_binary=module.get_bin_path('docker', required=True) if p['container'] else 'docker')
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
