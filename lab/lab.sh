@@ -3,6 +3,7 @@
 #   lab/lab.sh up [N]     build what is missing (cached), start N VMs (default 3, at most 10) and the S3 server,
 #                         write inventories/lab/hosts.yml
 #   lab/lab.sh images     only build the images
+#   lab/lab.sh prepare-vm NAME  load the lab images into a VM made elsewhere (molecule) and seed its data
 #   lab/lab.sh down       remove the VMs, the S3 server and the network
 #   lab/lab.sh status     list what runs
 # Everything is named infn-lab-*; nothing but loopback and these containers is ever contacted.
@@ -55,10 +56,33 @@ start_vm() {
     sleep 0.5
   done
   docker exec "${name}" docker info >/dev/null 2>&1 || { docker logs "${name}" | tail -20 >&2; die "dockerd in ${name} did not start"; }
-  # The base image (the backup image is built on it by the role) and the ofelia stand-in.
+  prepare_vm "${name}"
+}
+
+# prepare_vm NAME: load the base image (the role builds the backup image on it) and the ofelia
+# stand-in into the VM's engine, and seed the sample data. Also used by molecule's prepare step.
+prepare_vm() {
+  local name="$1"
   if ! docker exec "${name}" docker image inspect "${LAB_BASE_IMAGE}" infn-lab/ofelia-standin:0.3.21 >/dev/null 2>&1; then
     docker save "${LAB_BASE_IMAGE}" infn-lab/ofelia-standin:0.3.21 | docker exec -i "${name}" docker load -q >/dev/null
   fi
+  seed_data "${name}"
+}
+
+# seed_data VM: the sample data the lab inventory backs up (a few sizes, one excluded pattern).
+seed_data() {
+  docker exec -i "$1" sh -s <<'SEED'
+set -e
+[ -d /srv/projects ] && exit 0
+mkdir -p /srv/www/img /srv/projects/cache /srv/projects/src /home/alice
+echo '<h1>lab</h1>' > /srv/www/index.html
+head -c 300000 /dev/urandom > /srv/www/img/photo.jpg
+for i in $(seq 1 20); do seq 1 $((i * 500)) > "/srv/projects/src/file$i.txt"; done
+head -c 2000000 /dev/urandom > /srv/projects/blob.bin
+echo scratch > /srv/projects/build.tmp
+echo cached > /srv/projects/cache/entry
+echo 'alice notes' > /home/alice/notes.txt
+SEED
 }
 
 write_inventory() {
@@ -105,6 +129,7 @@ lab_down() {
 case "${1:-}" in
   up) lab_up "${2:-3}" ;;
   images) build_images ;;
+  prepare-vm) prepare_vm "${2:?usage: lab/lab.sh prepare-vm NAME}" ;;
   down) lab_down ;;
   status) docker ps --filter label=infn-lab=1 --format 'table {{.Names}}\t{{.Status}}\t{{.Image}}' ;;
   *) echo "usage: lab/lab.sh up [N] | images | down | status" >&2; exit 2 ;;

@@ -10,6 +10,8 @@ REPO_ROOT="$(cd "${LAB_ROOT}/.." && pwd)"
 LAB_CACHE="${LAB_CACHE:-/var/cache/infn-cloud-backup}"
 LAB_NET="${LAB_NET:-infn-lab}"
 LAB_SUBNET="${LAB_SUBNET:-172.31.240.0/24}"
+# Addresses below .128 are given out by the lab scripts, the rest dynamically (molecule's VMs).
+LAB_IP_RANGE="${LAB_IP_RANGE:-172.31.240.128/25}"
 LAB_STATE="${LAB_STATE:-${REPO_ROOT}/.lab}"
 LAB_BASE_IMAGE="infn-lab/trixie:base"
 
@@ -64,7 +66,7 @@ ensure_base_image() {
 
 ensure_network() {
   docker network inspect "${LAB_NET}" >/dev/null 2>&1 \
-    || docker network create --subnet "${LAB_SUBNET}" "${LAB_NET}" >/dev/null
+    || docker network create --subnet "${LAB_SUBNET}" --ip-range "${LAB_IP_RANGE}" "${LAB_NET}" >/dev/null
 }
 
 # build_image NAME DIR: builds DIR/Dockerfile as NAME:<hash of DIR>, also tagged NAME:latest,

@@ -214,7 +214,7 @@ class FakeHealthchecks:
         self.url = "http://%s:%d" % (host if host not in ("0.0.0.0", "::", "") else "127.0.0.1", bound)
         self.site_root = self.site_root or "http://%s:%d" % (public, bound)
         self.ping_endpoint = self.ping_endpoint or self.site_root + "/ping/"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
         return self
 

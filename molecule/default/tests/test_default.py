@@ -1,0 +1,156 @@
+"""Verify the converged lab VMs: files, modes, containers, mounts, the scheduler's jobs, and a real
+backup → S3 → restore round trip triggered through each scheduler's own command line."""
+
+import json
+import os
+import shlex
+import sys
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "plugins", "module_utils"))
+import _ofelia  # noqa: E402
+
+PROJECT = "/opt/cloud-backup"
+SOURCES = {
+    "molecule-vm1": {"www": "/srv/www", "projects": "/srv/projects"},
+    "molecule-vm2": {"alice": "/home/alice"},
+    "molecule-vm3": {"projects": "/srv/projects"},
+}
+CRON_HOSTS = {"molecule-vm2"}
+EXCLUDED = {"projects": ("build.tmp", "cache/entry")}
+
+
+def _name(host):
+    return host.backend.get_hostname()
+
+
+def _inspect(host, container):
+    out = host.check_output("docker inspect %s", container)
+    return json.loads(out)[0]
+
+
+def test_env_file_is_private(host):
+    env = host.file(PROJECT + "/.env")
+    assert env.exists and env.user == "root" and env.group == "root"
+    assert env.mode == 0o600
+    content = env.content_string
+    assert "RESTIC_PASSWORD=" in content and "RESTIC_REPOSITORY='rest:http://127.0.0.1:8089/'" in content
+
+
+def test_project_files(host):
+    assert host.file(PROJECT).mode == 0o750
+    compose = host.file(PROJECT + "/compose.yaml")
+    assert compose.exists and compose.mode == 0o644
+    assert "RESTIC_PASSWORD" not in compose.content_string  # secrets only in .env
+
+
+def test_backup_container_runs_unprivileged(host):
+    info = _inspect(host, "cloud-backup")
+    assert info["State"]["Running"] is True
+    assert info["Config"]["User"] == "user"
+    assert info["HostConfig"]["Init"] is True
+    assert not info["HostConfig"]["PortBindings"], "the REST server must not be published on the host"
+
+
+def test_sources_are_mounted_read_only(host):
+    mounts = {m["Destination"]: m for m in _inspect(host, "cloud-backup")["Mounts"]}
+    for name, path in SOURCES[_name(host)].items():
+        mount = mounts["/backup/" + name]
+        assert mount["Source"] == path
+        assert mount["RW"] is False
+
+
+def test_scheduler(host):
+    name = _name(host)
+    if name in CRON_HOSTS:
+        cron = host.file("/etc/cron.d/cloud-backup")
+        assert cron.mode == 0o600 and cron.user == "root"
+        assert not host.file(PROJECT + "/ofelia/config.ini").exists
+        assert host.check_output("docker ps -q --filter name=cloud-backup-ofelia") == ""
+        assert host.process.filter(comm="cron"), "the host cron daemon must run"
+    else:
+        config = _ofelia.parse_config(host.file(PROJECT + "/ofelia/config.ini").content_string)
+        jobs = {name for _, name in config["jobs"]}
+        assert jobs == {"backup-" + s for s in SOURCES[name]} | {"forget", "clean-logs"}
+        assert _inspect(host, "cloud-backup-ofelia")["State"]["Running"] is True
+        assert not host.file("/etc/cron.d/cloud-backup").exists
+
+
+def _scheduled_commands(host):
+    """{job name: shell command} exactly as the host's scheduler would run each job."""
+    name = _name(host)
+    commands = {}
+    if name in CRON_HOSTS:
+        for line in host.file("/etc/cron.d/cloud-backup").content_string.splitlines():
+            if line and not line.startswith("#") and "=" not in line.split()[0]:
+                fields = line.split(None, 6)
+                command = fields[6]
+                job = [w for w in shlex.split(command.replace("\\%", "%")) if w.startswith("/run/lock/")]
+                if job:
+                    commands[job[0][len("/run/lock/cloud-backup-"):-len(".lock")]] = command.replace("\\%", "%")
+    else:
+        config = _ofelia.parse_config(host.file(PROJECT + "/ofelia/config.ini").content_string)
+        for (kind, job), keys in config["jobs"].items():
+            if kind != "job-exec":
+                continue
+            # ofelia's job-exec: the Docker exec API with the job's user, environment and argv.
+            argv = ["docker", "exec", "-u", keys.get("user", "root")]
+            for env in keys.get("environment", []):
+                argv += ["-e", env]
+            argv += [keys["container"]] + _ofelia.split_command(keys["command"])
+            commands[job] = " ".join(shlex.quote(a) for a in argv)
+    return commands
+
+
+def _checksums(host, root):
+    out = host.check_output(
+        "docker exec -u user cloud-backup sh -c %s",
+        "cd %s && find . -type f -exec sha256sum {} + | sort -k2" % shlex.quote(root))
+    return dict(reversed(line.split(None, 1)) for line in out.splitlines())
+
+
+def _s3_snapshot_objects(prefix):
+    """Snapshot objects of a repository in the lab's S3 server (moto, reached on loopback)."""
+    import boto3  # in the test venv (moto's dependency)
+
+    s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:59000", region_name="us-east-1",
+                      aws_access_key_id="lab-access-key", aws_secret_access_key="lab-secret-key")
+    listing = s3.list_objects_v2(Bucket="lab-backups", Prefix=prefix + "/snapshots/")
+    return [obj["Key"] for obj in listing.get("Contents", [])]
+
+
+def test_backup_jobs_round_trip(host):
+    """Each source's job, run through the scheduler's own command line, lands a snapshot in the
+    destination; a restore of it gives files with identical checksums (excluded files left out)."""
+    name = _name(host)
+    commands = _scheduled_commands(host)
+    s3_before = None if name == "molecule-vm3" else set(_s3_snapshot_objects(name))
+    for source in SOURCES[name]:
+        result = host.run(commands["backup-" + source])
+        assert result.rc == 0, result.stderr + result.stdout
+
+        snapshots = json.loads(host.check_output(
+            "docker exec -u user cloud-backup restic snapshots --json --tag %s", source))
+        assert snapshots and snapshots[-1]["hostname"] == name
+        assert snapshots[-1]["paths"] == ["/backup/" + source]
+
+        target = "/tmp/restore-" + source
+        host.check_output("docker exec -u user cloud-backup rm -rf %s", target)
+        host.check_output(
+            "docker exec -u user cloud-backup restic restore latest --tag %s --target %s", source, target)
+        original = _checksums(host, "/backup/" + source)
+        restored = _checksums(host, target + "/backup/" + source)
+        expected = {path: digest for path, digest in original.items()
+                    if not any(path.endswith(x) for x in EXCLUDED.get(source, ()))}
+        assert len(expected) >= 1 and restored == expected
+    if s3_before is None:
+        # the local destination: the repository is a directory on the host
+        assert host.file("/srv/backup-repository/config").exists
+        assert host.check_output("ls /srv/backup-repository/snapshots | wc -l") == str(len(SOURCES[name]))
+    else:
+        assert len(set(_s3_snapshot_objects(name)) - s3_before) == len(SOURCES[name])
+
+
+def test_forget_job_runs(host):
+    result = host.run(_scheduled_commands(host)["forget"])
+    assert result.rc == 0, result.stderr + result.stdout

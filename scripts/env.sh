@@ -1,0 +1,28 @@
+# shellcheck shell=bash
+# Sourced by the other scripts: the Python tooling (a venv cached by the hash of its requirements),
+# the checkout importable as the collection infn_cloud.backup, and the Docker engine.
+set -euo pipefail
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${LAB_CACHE:-/var/cache/infn-cloud-backup}"
+REQS="${REPO_ROOT}/tests/requirements.txt"
+VENV="${CACHE}/venv-$(cat "${REQS}" | sha256sum | cut -c1-12)"
+
+if [ ! -f "${VENV}/.complete" ]; then
+  echo "[env] creating the Python tooling in ${VENV} (a few minutes, once per requirements change)" >&2
+  mkdir -p "${CACHE}"
+  rm -rf "${VENV}"
+  python3 -m venv "${VENV}"
+  "${VENV}/bin/pip" install -q --upgrade pip >"${CACHE}/pip.log" 2>&1
+  "${VENV}/bin/pip" install -q -r "${REQS}" >>"${CACHE}/pip.log" 2>&1 \
+    || { grep -v "^WARNING: Location" "${CACHE}/pip.log" | tail -30 >&2; echo "[env] pip install failed" >&2; exit 1; }
+  touch "${VENV}/.complete"
+fi
+export PATH="${VENV}/bin:${PATH}"
+export VIRTUAL_ENV="${VENV}"
+
+COLLECTIONS="${REPO_ROOT}/.cache/collections"
+mkdir -p "${COLLECTIONS}/ansible_collections/infn_cloud"
+ln -sfn "${REPO_ROOT}" "${COLLECTIONS}/ansible_collections/infn_cloud/backup"
+export ANSIBLE_CONFIG="${REPO_ROOT}/ansible.cfg"
+export ANSIBLE_COLLECTIONS_PATH="${COLLECTIONS}"
+cd "${REPO_ROOT}"

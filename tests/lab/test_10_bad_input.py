@@ -1,0 +1,89 @@
+"""Bad input fails before anything is changed on any host, with a message naming the variable or the
+host's problem (issue: foundation, "Bad input"). Runs against the lab's real VMs."""
+
+import os
+
+import pytest
+
+from labkit import copy_inventory, edit_yaml, host_state, lab_vms, playbook, vm_exec
+
+
+@pytest.fixture(scope="module")
+def vms():
+    return lab_vms()
+
+
+def _assert_refused(vms, tmp_path, change, message, host_file="group_vars/all.yml"):
+    inventory = copy_inventory(tmp_path)
+    edit_yaml(os.path.join(inventory, host_file), change)
+    before = host_state(vms.values())
+    run = playbook(inventory=inventory)
+    assert run.rc != 0, run.out
+    assert message in run.out, run.out[-4000:]
+    assert "Nothing was changed on any host" in run.out or "Validating arguments against arg spec" in run.out
+    assert host_state(vms.values()) == before, "a refused rollout changed a host"
+    return run
+
+
+def test_missing_mandatory_variable(vms, tmp_path):
+    _assert_refused(vms, tmp_path, lambda d: d.pop("cloud_backup_restic_password"),
+                    "missing required arguments: cloud_backup_restic_password")
+
+
+def test_placeholder_password(vms, tmp_path):
+    _assert_refused(vms, tmp_path, lambda d: d.update(cloud_backup_rest_password="changeme"),
+                    "cloud_backup_rest_password is empty or a placeholder")
+
+
+def test_empty_password(vms, tmp_path):
+    _assert_refused(vms, tmp_path, lambda d: d.update(cloud_backup_restic_password=""),
+                    "cloud_backup_restic_password is empty or a placeholder")
+
+
+def test_five_field_cron(vms, tmp_path):
+    _assert_refused(vms, tmp_path, lambda d: d.update(cloud_backup_forget_schedule="0 3 * * *"),
+                    "cloud_backup_forget_schedule: '0 3 * * *' has 5 fields; ofelia needs 6")
+
+
+def test_out_of_range_field(vms, tmp_path):
+    _assert_refused(vms, tmp_path, lambda d: d.update(cloud_backup_backup_schedule="0 75 2 * * *"),
+                    "cloud_backup_backup_schedule: minutes: 75 is out of range 0-59")
+
+
+def test_duplicate_source_names(vms, tmp_path):
+    _assert_refused(vms, tmp_path, lambda d: d.update(cloud_backup_sources=[
+        {"name": "www", "path": "/srv/www"}, {"name": "www", "path": "/srv/projects"}]),
+        "cloud_backup_sources[1].name 'www' is used by two sources", host_file="host_vars/vm1.yml")
+
+
+def test_relative_source_path(vms, tmp_path):
+    _assert_refused(vms, tmp_path, lambda d: d.update(cloud_backup_sources=[{"name": "www", "path": "srv/www"}]),
+                    "cloud_backup_sources[0].path 'srv/www' must be an absolute path", host_file="host_vars/vm1.yml")
+
+
+def test_missing_source_directory_on_one_host_stops_all(vms, tmp_path):
+    run = _assert_refused(
+        vms, tmp_path, lambda d: d.update(cloud_backup_sources=[{"name": "gone", "path": "/srv/does-not-exist"}]),
+        "vm3: cloud_backup_sources: gone: /srv/does-not-exist is not an existing directory on the host",
+        host_file="host_vars/vm3.yml")
+    assert "preflight failed on vm3" in run.out
+    assert all(run.recap[h]["failed"] >= 1 for h in vms), run.recap
+
+
+def test_destination_missing_field(vms, tmp_path):
+    _assert_refused(vms, tmp_path, lambda d: d["cloud_backup_destination"].pop("bucket"),
+                    "type is s3 but all of the following are missing: bucket")
+
+
+@pytest.mark.parametrize("path, message", [
+    ("/usr/bin/docker", "the Docker engine does not answer"),
+    ("/usr/libexec/docker/cli-plugins/docker-compose", "Docker Compose v2 (the \"docker compose\" plugin) is missing"),
+])
+def test_docker_or_compose_missing(vms, tmp_path, path, message):
+    vm3 = vms["vm3"]
+    vm_exec(vm3, "mv %s %s.off" % (path, path))
+    try:
+        run = _assert_refused(vms, tmp_path, lambda d: None, "vm3: " + message)
+        assert "cloud_backup_docker_install: true" in run.out
+    finally:
+        vm_exec(vm3, "mv %s.off %s" % (path, path))
