@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A faithful fake of a Healthchecks server (Management API v3 and ping endpoints), stdlib only.
 
@@ -112,8 +111,8 @@ def oncalendar_valid(expr):
         return False
     for line in expr.strip().splitlines():
         words = line.split()
-        if not words or not (words[0].lower() in ONCALENDAR_WORDS or any(re.fullmatch(r"[\d*,./~-]*:[\d*,:./-]+", w)
-                                                                        for w in words)):
+        has_time = any(re.fullmatch(r"[\d*,./~-]*:[\d*,:./-]+", w) for w in words)
+        if not words or not (words[0].lower() in ONCALENDAR_WORDS or has_time):
             return False
     return True
 
@@ -358,7 +357,7 @@ class FakeHealthchecks:
                 return other["checks"][code]
         raise HTTPAnswer(404, NOT_FOUND_HTML)
 
-    def view_checks(self, req, **_):
+    def view_checks(self, req):
         if req.method == "GET":
             project, readonly = self.authorize(req, write=False)
             tags = set(req.query.get("tag", []))
@@ -366,7 +365,7 @@ class FakeHealthchecks:
             return json_answer(200, {"checks": [
                 self.to_dict(c, readonly) for c in project["checks"].values()
                 if tags <= set(c["tags"].split()) and (not slug or c["slug"] == slug)]})
-        project, _ = self.authorize(req, write=True)
+        project, _readonly = self.authorize(req, write=True)
         spec, problem = validate_spec(req.json)
         if problem:
             raise error(problem)
@@ -386,7 +385,7 @@ class FakeHealthchecks:
         if req.method == "GET":
             project, readonly = self.authorize(req, write=False)
             return json_answer(200, self.to_dict(self.owned(project, code), readonly))
-        project, _ = self.authorize(req, write=True)
+        project, _readonly = self.authorize(req, write=True)
         check = self.owned(project, code)
         if req.method == "DELETE":
             del project["checks"][code]
@@ -487,7 +486,7 @@ class FakeHealthchecks:
             if match:
                 break
         else:
-            if any(re.fullmatch(p, req.path + "/") for p, _, _, _ in ROUTES):  # Django's APPEND_SLASH
+            if any(re.fullmatch(route[0], req.path + "/") for route in ROUTES):  # Django's APPEND_SLASH
                 location = req.path + "/" + ("?" + req.query_string if req.query_string else "")
                 raise HTTPAnswer(301, b"", headers={"Location": location})
             raise HTTPAnswer(404, NOT_FOUND_HTML)
@@ -603,7 +602,7 @@ class RequestHandler(BaseHTTPRequestHandler):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--config", help="JSON file: projects (api_key, api_key_readonly, ping_key, channels, "

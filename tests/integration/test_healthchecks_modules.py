@@ -40,7 +40,7 @@ def play(tmp_path, hc, module, args, check=False, diff=False, verbosity=0, env=N
     run_env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1", **(env or {}))
     if not verbosity:
         run_env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
-    proc = subprocess.run(cmd, cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(cmd, cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=180, check=False)
     output = proc.stdout + proc.stderr
     result = None
     if not verbosity:
@@ -82,7 +82,7 @@ def test_single_check_lifecycle(tmp_path, hc):
     assert rc == 0 and res["changed"] and res["actions"] == ["pause"], out
     assert writes(hc) == [("POST", CHECKS + server["uuid"] + "/pause")] and hc.checks()[0]["status"] == "paused"
     hc.clear_requests()
-    rc, res, _ = play(tmp_path, hc, "healthchecks_check", dict(BACKUP, grace=7200, state="paused"))
+    rc, res, _out = play(tmp_path, hc, "healthchecks_check", dict(BACKUP, grace=7200, state="paused"))
     assert not res["changed"] and writes(hc) == []
 
     for attempt in range(2):
@@ -175,19 +175,19 @@ def test_retries_recover(tmp_path, hc):
     hc.add_fault(CHECKS, method="POST", status=503, count=1)
     rc, res, out = play(tmp_path, hc, "healthchecks_check", dict(name="a", timeout=600))
     assert rc == 0 and res["changed"], out
-    assert [(r["method"], r["status"]) for r in hc.requests()] == [("GET", 429), ("GET", 200), ("POST", 503),
-                                                                  ("POST", 201)]
+    assert [(r["method"], r["status"]) for r in hc.requests()] == [
+        ("GET", 429), ("GET", 200), ("POST", 503), ("POST", 201)]
     assert len(hc.checks()) == 1
 
 
 def test_api_key_never_in_output_at_vvv(tmp_path, hc):
     for args in (BACKUP, dict(BACKUP, grace=10), dict(name="b", schedule="* * * * *", tz="Nowhere/X")):
-        rc, _, out = play(tmp_path, hc, "healthchecks_check", args, verbosity=3, diff=True)
+        rc, _res, out = play(tmp_path, hc, "healthchecks_check", args, verbosity=3, diff=True)
         assert "under test" in out and hc.api_key not in out
     assert "tz is not a valid timezone" in out
     env = {"HEALTHCHECKS_API_URL": hc.url, "HEALTHCHECKS_API_KEY": hc.api_key}
-    rc, _, out = play(tmp_path, hc, "healthchecks_checks", dict(checks=[BACKUP]), env=env, connection=False,
-                      verbosity=3)
+    rc, _res, out = play(tmp_path, hc, "healthchecks_checks", dict(checks=[BACKUP]), env=env, connection=False,
+                         verbosity=3)
     assert rc == 0 and hc.api_key not in out
 
 
@@ -250,11 +250,10 @@ def test_bulk_orphans_are_paused_then_removed(tmp_path, hc):
     assert {c["name"]: c["status"] for c in hc.checks()} == {
         "web01-home": "new", "web01-etc": "paused", "web01-srv": "paused", "web02-home": "new", "web01-manual": "new"}
     hc.clear_requests()
-    rc, res, _ = play(tmp_path, hc, "healthchecks_checks", dict(checks=checks[:1], orphan_tags=tags,
-                                                                orphan_state="paused"))
+    orphans = dict(checks=checks[:1], orphan_tags=tags)
+    rc, res, _out = play(tmp_path, hc, "healthchecks_checks", dict(orphans, orphan_state="paused"))
     assert not res["changed"] and writes(hc) == []
-    rc, res, _ = play(tmp_path, hc, "healthchecks_checks", dict(checks=checks[:1], orphan_tags=tags,
-                                                                orphan_state="absent"))
+    rc, res, _out = play(tmp_path, hc, "healthchecks_checks", dict(orphans, orphan_state="absent"))
     assert res["changed"] and sorted(c["name"] for c in hc.checks()) == ["web01-home", "web01-manual", "web02-home"]
 
 
@@ -281,9 +280,9 @@ def test_info_with_read_only_key(tmp_path, hc):
     assert rc == 0 and not res["changed"] and len(res["checks"]) == 3, out
     assert all("unique_key" in c and "uuid" not in c and "ping_url" not in c for c in res["checks"])
     assert [(r["method"], r["path"]) for r in hc.requests()] == [("GET", CHECKS + "?tag=infn-backup")]
-    rc, res, _ = play(tmp_path, hc, "healthchecks_check_info", dict(name="host01-backup"))
+    rc, res, _out = play(tmp_path, hc, "healthchecks_check_info", dict(name="host01-backup"))
     assert [c["name"] for c in res["checks"]] == ["host01-backup"] and "ping_url" in res["checks"][0]
-    rc, res, _ = play(tmp_path, hc, "healthchecks_check_info", dict(slug="other-slug"))
+    rc, res, _out = play(tmp_path, hc, "healthchecks_check_info", dict(slug="other-slug"))
     assert [c["name"] for c in res["checks"]] == ["other"]
-    rc, res, _ = play(tmp_path, hc, "healthchecks_check_info", dict(tags=["host02", "infn-backup"], name="nope"))
+    rc, res, _out = play(tmp_path, hc, "healthchecks_check_info", dict(tags=["host02", "infn-backup"], name="nope"))
     assert res["checks"] == []

@@ -165,10 +165,12 @@ def test_missing_repository_is_created_once_and_check_mode_writes_nothing(tmp_pa
     assert rc == 0 and created['repository_id'] == config['id'] and len(config['id']) == 64
     assert created['version'] == config['version'] == 2 and created['compression_supported'] is True
 
-    res, dummy = play(tmp_path, 'restic_repository', explicit(backup), {'localhost': {}}, secrets=[backup.password])
+    res, dummy = play(tmp_path, 'restic_repository', explicit(backup, repository_version='1'), {'localhost': {}},
+                      secrets=[backup.password])
     again = res['localhost']
     assert again['changed'] is False and not again.get('failed')
     assert again['repository_id'] == created['repository_id'] and again['version'] == 2
+    assert any('format version 2, not the requested 1' in w for w in again['warnings'])
     assert len(backup.restic('key', 'list')[1]) == 1
 
 
@@ -185,6 +187,13 @@ def test_wrong_password_fails_and_leaves_the_repository_untouched(tmp_path, back
     failed = res['localhost']
     assert failed['failed'] is True and failed['changed'] is False and failed['rc'] == 12
     assert 'wrong password' in failed['msg'] and 'not initialised' in failed['msg']
+
+    # A password file (read inside the container) wins over the container's own RESTIC_PASSWORD.
+    docker('exec', '-i', backup.name, 'sh', '-c', 'umask 077; cat > /home/user/.restic-pw', input=wrong)
+    res, dummy = play(tmp_path, 'restic_repository', {'container': backup.name, 'timeout': TIMEOUT,
+                                                      'password_file': '/home/user/.restic-pw'},
+                      {'localhost': {}}, secrets=[wrong, backup.password])
+    assert res['localhost']['failed'] is True and res['localhost']['rc'] == 12
 
     assert backup.restic('cat', 'config')[1] == config_before
     assert backup.restic('snapshots')[1] == snapshots_before and len(snapshots_before) == 1

@@ -290,10 +290,10 @@ def test_channel_uuids_need_no_channels_call_and_only_differences_are_sent(hc):
     ids = sorted(c["id"] for c in hc.projects[0]["channels"])
     ensure(hc, [dict(name="a", channels=[i.upper() for i in ids], grace=120)])
     hc.clear_requests()
-    _, [result] = ensure(hc, [dict(name="a", channels=ids[:1], grace=120)])
+    _mgr, [result] = ensure(hc, [dict(name="a", channels=ids[:1], grace=120)])
     assert result["changed_fields"] == ["channels"] and hc.checks()[0]["channels"] == ids[0]
-    assert [(r["method"], r["path"]) for r in hc.requests()] == [("GET", CHECKS),
-                                                                ("POST", CHECKS + hc.checks()[0]["uuid"])]
+    assert [(r["method"], r["path"]) for r in hc.requests()] == [
+        ("GET", CHECKS), ("POST", CHECKS + hc.checks()[0]["uuid"])]
 
 
 def test_all_channels_and_no_channels(hc):
@@ -301,7 +301,7 @@ def test_all_channels_and_no_channels(hc):
     ids = sorted(c["id"] for c in hc.projects[0]["channels"])
     assert [c["channels"] for c in hc.checks()] == [",".join(ids), ""]
     hc.clear_requests()
-    manager, _ = ensure(hc, [dict(name="a", channels=["*"]), dict(name="b", channels=[])])
+    manager, _results = ensure(hc, [dict(name="a", channels=["*"]), dict(name="b", channels=[])])
     assert not manager.changed and writes(hc) == []
 
 
@@ -313,9 +313,9 @@ def test_unknown_channel_fails_before_any_write(hc):
 
 def test_switching_kind_between_timeout_and_schedule(hc):
     ensure(hc, [dict(name="a", timeout=3600)])
-    _, [result] = ensure(hc, [dict(name="a", schedule="0 2 * * *", tz="Europe/Rome")])
+    _mgr, [result] = ensure(hc, [dict(name="a", schedule="0 2 * * *", tz="Europe/Rome")])
     assert result["changed_fields"] == ["schedule", "tz"] and hc.checks()[0]["schedule"] == "0 2 * * *"
-    _, [result] = ensure(hc, [dict(name="a", timeout=3600)])
+    _mgr, [result] = ensure(hc, [dict(name="a", timeout=3600)])
     assert result["changed_fields"] == ["timeout"] and "schedule" not in hc.checks()[0]
 
 
@@ -353,15 +353,15 @@ def test_read_only_key_is_refused_clearly(hc):
 def test_orphans_are_paused_or_deleted_only_with_all_tags(hc):
     tags = ["web01", "infn-backup"]
     ensure(hc, [dict(name=n, tags=tags) for n in ("keep", "old1", "old2")] + [dict(name="other", tags=["web01"])])
-    _, results = ensure(hc, [dict(name="keep", tags=tags)], orphan_tags=tags, orphan_state="paused")
+    _mgr, results = ensure(hc, [dict(name="keep", tags=tags)], orphan_tags=tags, orphan_state="paused")
     assert sorted((r["name"], tuple(r["actions"]), r["orphan"]) for r in results) == [
         ("keep", (), False), ("old1", ("pause",), True), ("old2", ("pause",), True)]
-    assert {c["name"]: c["status"] for c in hc.checks()} == {"keep": "new", "old1": "paused", "old2": "paused",
-                                                              "other": "new"}
+    assert {c["name"]: c["status"] for c in hc.checks()} == {
+        "keep": "new", "old1": "paused", "old2": "paused", "other": "new"}
     hc.clear_requests()
-    manager, _ = ensure(hc, [dict(name="keep", tags=tags)], orphan_tags=tags, orphan_state="paused")
+    manager, _results = ensure(hc, [dict(name="keep", tags=tags)], orphan_tags=tags, orphan_state="paused")
     assert not manager.changed and writes(hc) == []
-    _, results = ensure(hc, [dict(name="keep", tags=tags)], orphan_tags=tags, orphan_state="absent")
+    _mgr, results = ensure(hc, [dict(name="keep", tags=tags)], orphan_tags=tags, orphan_state="absent")
     assert sorted(c["name"] for c in hc.checks()) == ["keep", "other"]
 
 

@@ -49,7 +49,7 @@ def call(hc, method, path, body=None, key="rw", headers=None, raw=None):
 
 
 def create(hc, **fields):
-    status, _, doc = call(hc, "POST", API + "checks/", fields)
+    status, _hdrs, doc = call(hc, "POST", API + "checks/", fields)
     assert status == 201, doc
     return doc
 
@@ -59,18 +59,18 @@ def create(hc, **fields):
 @pytest.mark.parametrize("key, message", [(None, "missing api key"), ("short", "missing api key"),
                                           ("x" * 32, "wrong api key")])
 def test_bad_keys_are_401_with_the_servers_message(hc, key, message):
-    status, _, doc = call(hc, "GET", API + "checks/", key=key)
+    status, _hdrs, doc = call(hc, "GET", API + "checks/", key=key)
     assert (status, doc) == (401, {"error": message})
 
 
 def test_key_in_json_body_is_accepted_for_post(hc):
-    status, _, doc = call(hc, "POST", API + "checks/", {"name": "a", "api_key": hc.api_key}, key=None)
+    status, _hdrs, doc = call(hc, "POST", API + "checks/", {"name": "a", "api_key": hc.api_key}, key=None)
     assert status == 201 and doc["name"] == "a"
 
 
 def test_read_only_key_reads_without_secrets_and_cannot_write(hc):
     code = create(hc, name="a", channels="*")["uuid"]
-    status, _, doc = call(hc, "GET", API + "checks/", key="ro")
+    status, _hdrs, doc = call(hc, "GET", API + "checks/", key="ro")
     assert status == 200
     check = doc["checks"][0]
     assert "unique_key" in check and len(check["unique_key"]) == 40
@@ -93,7 +93,7 @@ def test_trailing_slash_rules(hc):
         status, headers, body = call(hc, method, API + "checks", {"name": "lost"} if method == "POST" else None)
         assert (status, headers["Location"], body) == (301, API + "checks/", "")
     assert call(hc, "GET", API + "channels")[0] == 301
-    status, _, body = call(hc, "GET", API + "checks/%s/" % code)
+    status, _hdrs, body = call(hc, "GET", API + "checks/%s/" % code)
     assert status == 404 and "<h1>Not Found</h1>" in body
     assert [c["name"] for c in hc.checks()] == ["a"]  # the redirected POST created nothing
 
@@ -102,7 +102,7 @@ def test_other_projects_check_is_403_with_empty_body():
     with FakeHealthchecks({"projects": [{}, {"name": "other"}]}) as hc:
         theirs = hc.add_check(project=1, name="theirs")
         for method in ("GET", "POST", "DELETE"):
-            status, _, body = call(hc, method, API + "checks/" + theirs, {} if method == "POST" else None)
+            status, _hdrs, body = call(hc, method, API + "checks/" + theirs, {} if method == "POST" else None)
             assert (status, body) == (403, ""), method
         assert call(hc, "POST", API + "checks/%s/pause" % theirs)[:3:2] == (403, "")
         assert hc.checks(project=1)[0]["name"] == "theirs"
@@ -117,7 +117,7 @@ def test_get_update_delete_status_codes(hc):
     for method in ("PUT", "PATCH"):
         assert call(hc, method, API + "checks/" + code, {})[:3:2] == (405, "")
         assert call(hc, method, API + "checks/", {})[0] == 405
-    status, _, doc = call(hc, "GET", API + "checks/" + code)
+    status, _hdrs, doc = call(hc, "GET", API + "checks/" + code)
     assert status == 200 and doc["uuid"] == code
 
 
@@ -125,7 +125,10 @@ def test_list_filters_by_exact_tags_and_slug(hc):
     create(hc, name="a", tags="web01 backup", slug="a")
     create(hc, name="b", tags="web01 prune")
     create(hc, name="c", tags="web011 backup")
-    names = lambda q: sorted(c["name"] for c in call(hc, "GET", API + "checks/" + q)[2]["checks"])  # noqa: E731
+
+    def names(query):
+        return sorted(c["name"] for c in call(hc, "GET", API + "checks/" + query)[2]["checks"])
+
     assert names("?tag=web01") == ["a", "b"]
     assert names("?tag=web01&tag=backup") == ["a"]
     assert names("?slug=a") == ["a"]
@@ -134,14 +137,14 @@ def test_list_filters_by_exact_tags_and_slug(hc):
 
 def test_delete_returns_the_check_then_404(hc):
     code = create(hc, name="gone")["uuid"]
-    status, _, doc = call(hc, "DELETE", API + "checks/" + code)
+    status, _hdrs, doc = call(hc, "DELETE", API + "checks/" + code)
     assert status == 200 and doc["name"] == "gone" and doc["uuid"] == code
     assert call(hc, "DELETE", API + "checks/" + code)[0] == 404
 
 
 def test_pause_and_resume(hc):
     code = create(hc, name="a")["uuid"]
-    status, _, body = call(hc, "POST", API + "checks/%s/resume" % code)
+    status, _hdrs, body = call(hc, "POST", API + "checks/%s/resume" % code)
     assert (status, body) == (409, "check is not paused")
     assert call(hc, "POST", API + "checks/%s/pause" % code)[2]["status"] == "paused"
     assert call(hc, "POST", API + "checks/%s/pause" % code)[2]["status"] == "paused"
@@ -178,7 +181,7 @@ def test_check_limit_is_403_with_empty_body(hc):
     ({"timeout": 1, "grace": 1}, "grace is too small"),  # the first field in the server's order wins
 ])
 def test_validation_errors_have_the_servers_shape(hc, body, message):
-    status, _, doc = call(hc, "POST", API + "checks/", body)
+    status, _hdrs, doc = call(hc, "POST", API + "checks/", body)
     assert (status, doc) == (400, {"error": "json validation error: " + message})
     assert hc.checks() == []
 
@@ -192,11 +195,11 @@ def test_body_errors(hc):
 
 
 def test_bad_channel_is_400_and_saves_nothing(hc):
-    status, _, doc = call(hc, "POST", API + "checks/", {"name": "a", "channels": "ops-email,nope"})
+    status, _hdrs, doc = call(hc, "POST", API + "checks/", {"name": "a", "channels": "ops-email,nope"})
     assert (status, doc) == (400, {"error": "invalid channel identifier: nope"})
     assert hc.checks() == []
     code = create(hc, name="a", grace=120)["uuid"]
-    status, _, doc = call(hc, "POST", API + "checks/" + code, {"grace": 600, "channels": "nope"})
+    status, _hdrs, doc = call(hc, "POST", API + "checks/" + code, {"grace": 600, "channels": "nope"})
     assert status == 400 and hc.checks()[0]["grace"] == 120
 
 
@@ -211,7 +214,7 @@ def test_channels_all_none_names_and_uuids(hc):
     assert create(hc, name="by-id", channels=",".join(ids))["channels"] == ",".join(ids)
     code = create(hc, name="none", channels="*")["uuid"]
     assert call(hc, "POST", API + "checks/" + code, {"channels": ""})[2]["channels"] == ""
-    status, _, doc = call(hc, "GET", API + "channels/")
+    status, _hdrs, doc = call(hc, "GET", API + "channels/")
     assert status == 200 and sorted(c["name"] for c in doc["channels"]) == ["ops-email", "ops-slack"]
     assert set(doc["channels"][0]) == {"id", "name", "kind"}
 
@@ -229,16 +232,16 @@ def test_schedule_wins_over_timeout_and_tz_aliases_are_rewritten(hc):
 
 def test_update_writes_only_the_keys_sent(hc):
     check = create(hc, name="a", tags="x y", desc="keep me", grace=120)
-    status, _, doc = call(hc, "POST", API + "checks/" + check["uuid"], {"grace": 300})
+    status, _hdrs, doc = call(hc, "POST", API + "checks/" + check["uuid"], {"grace": 300})
     assert status == 200 and (doc["grace"], doc["tags"], doc["desc"], doc["name"]) == (300, "x y", "keep me", "a")
 
 
 def test_unique_upsert_and_its_trap(hc):
     first = create(hc, name="a", grace=120)
-    status, _, doc = call(hc, "POST", API + "checks/", {"name": "a", "unique": ["name"], "grace": 600, "tags": "t"})
+    status, _hdrs, doc = call(hc, "POST", API + "checks/", {"name": "a", "unique": ["name"], "grace": 600, "tags": "t"})
     assert status == 200 and doc["uuid"] == first["uuid"] and (doc["grace"], doc["tags"]) == (600, "t")
     # a field named in unique but absent from the request: no lookup, a duplicate every time
-    status, _, doc = call(hc, "POST", API + "checks/", {"name": "a", "unique": ["slug"]})
+    status, _hdrs, doc = call(hc, "POST", API + "checks/", {"name": "a", "unique": ["slug"]})
     assert status == 201 and doc["uuid"] != first["uuid"]
     # several matches: still 200 on one of them, never 409
     assert call(hc, "POST", API + "checks/", {"name": "a", "unique": ["name"]})[0] == 200
@@ -291,7 +294,7 @@ def test_pings_are_listed_newest_first_with_bodies_up_to_the_limit(hc):
     rid = str(uuid.uuid4())
     ping(hc, code + "/start?rid=" + rid)
     ping(hc, code + "?rid=" + rid, "POST", b"x" * 150)
-    status, _, doc = call(hc, "GET", API + "checks/%s/pings/" % code)
+    status, _hdrs, doc = call(hc, "GET", API + "checks/%s/pings/" % code)
     assert status == 200 and [p["type"] for p in doc["pings"]] == ["success", "start"]
     assert doc["pings"][0]["rid"] == rid and doc["pings"][0]["n"] == 2
     body_path = doc["pings"][0]["body_url"].split(hc.site_root, 1)[1]
@@ -332,11 +335,11 @@ def test_slug_pings_and_auto_create(hc):
 def test_fault_injection_and_request_log(hc):
     hc.add_fault(API + "checks/", status=429, count=2, headers={"Retry-After": "7"})
     hc.add_fault(API + "channels/", status=500)
-    for _ in range(2):
-        status, headers, _ = call(hc, "GET", API + "checks/")
+    for _attempt in range(2):
+        status, headers, _body = call(hc, "GET", API + "checks/")
         assert (status, headers["Retry-After"]) == (429, "7")
     assert call(hc, "GET", API + "checks/")[0] == 200
-    status, _, body = call(hc, "GET", API + "channels/")
+    status, _hdrs, body = call(hc, "GET", API + "channels/")
     assert status == 500 and "Server Error (500)" in body
     hc.add_fault(API + "checks/", delay=0.5)
     started = time.monotonic()
@@ -361,8 +364,8 @@ def interpreters():
     """This Python, plus a Python 3.13 (the lab image's) when one is installed here."""
     found = [sys.executable]
     for candidate in [shutil.which("python3.13")] + sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.13*/bin/python3"))):
-        if candidate and subprocess.run([candidate, "-c", "import sys; assert sys.version_info[:2] == (3, 13)"],
-                                        capture_output=True).returncode == 0:
+        probe = [candidate, "-c", "import sys; assert sys.version_info[:2] == (3, 13)"]
+        if candidate and subprocess.run(probe, capture_output=True, check=False).returncode == 0:
             found.append(candidate)
             break
     return found

@@ -120,6 +120,9 @@ def test_accepted_codes_are_returned(tmp_path):
 def test_config_probe(tmp_path):
     missing, dummy = recorder(tmp_path, rc=10)
     assert runner(restic_binary=missing).config() is None
+    with pytest.raises(ResticError) as err:
+        runner(restic_binary=missing).config(missing_ok=False)
+    assert err.value.rc == 10
     wrong, dummy = recorder(tmp_path, 'wrong', rc=12)
     with pytest.raises(ResticError) as err:
         runner(restic_binary=wrong).config()
