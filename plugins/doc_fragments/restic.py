@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-# Copyright (c) INFN Cloud backup contributors
+# Copyright: (c) 2025, INFN Cloud backup contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations

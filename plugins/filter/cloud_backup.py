@@ -166,6 +166,8 @@ def cloud_backup_problems(v):
         for item in value if isinstance(value, list) else [value]:
             if not str(item) or any(c.isspace() or c in "\"'\\%;#" for c in str(item)):
                 bad("cloud_backup_retention.%s: %r is not a valid value" % (key, item))
+    if int(v.get("cloud_backup_repository_timeout") or 0) < 5:
+        bad("cloud_backup_repository_timeout must be at least 5 (seconds)")
     if int(v.get("cloud_backup_log_retention_days") or 0) < 1:
         bad("cloud_backup_log_retention_days must be at least 1")
     return problems

@@ -148,8 +148,8 @@ class HealthchecksClient:
                  backoff=1.0, sleep=time.sleep):
         if not api_key:
             raise HealthchecksValidationError("api_key is required (or set HEALTHCHECKS_API_KEY)")
-        if timeout is None or timeout < 1:
-            raise HealthchecksValidationError("api_timeout must be at least 1 second, got %r" % timeout)
+        if timeout is None or timeout <= 0:
+            raise HealthchecksValidationError("api_timeout must be a positive number of seconds, got %r" % timeout)
         if retries is None or not 0 <= retries <= 10:
             raise HealthchecksValidationError("api_retries must be between 0 and 10, got %r" % retries)
         self.base = api_base(api_url)

@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-# Copyright (c) INFN Cloud backup contributors
+# Copyright: (c) 2025, INFN Cloud backup contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one runner for restic: on the target or inside a container through the docker CLI.
 
@@ -142,9 +142,9 @@ class Restic:
             raise ResticError(rc, self.meaning(rc, stderr), self.excerpt(stderr))
         return rc, stdout, stderr
 
-    def config(self):
+    def config(self, missing_ok=True):
         """The repository's config (id, version, chunker_polynomial), or None if it does not exist."""
-        rc, stdout, dummy = self.run(['cat', 'config'], accept=(0, 10))
+        rc, stdout, dummy = self.run(['cat', 'config'], accept=(0, 10) if missing_ok else (0,))
         if rc == 10:
             return None
         doc = parse_json(stdout)

@@ -19,7 +19,7 @@ description:
   - Every field is validated before any API call.
   - Use M(infn_cloud.backup.healthchecks_checks) to ensure many checks with the same single list call.
 author:
-  - INFN Cloud backup contributors
+  - INFN Cloud backup contributors (@infn-cloud)
 extends_documentation_fragment:
   - infn_cloud.backup.healthchecks
   - ansible.builtin.action_common_attributes

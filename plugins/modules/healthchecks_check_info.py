@@ -14,12 +14,16 @@ description:
   - Works with the project's read-only key; the server then leaves out C(uuid), C(ping_url), the other C(*_url)
     fields and C(channels), and adds C(unique_key).
 author:
-  - INFN Cloud backup contributors
+  - INFN Cloud backup contributors (@infn-cloud)
 extends_documentation_fragment:
   - infn_cloud.backup.healthchecks
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.info_module
 attributes:
+  check_mode:
+    support: full
+    details: The module only reads.
+  diff_mode:
+    support: none
   platform:
     platforms: all
 options:

@@ -15,12 +15,12 @@ description:
     Rerunning with nothing changed makes no write call.
   - Each entry of O(checks) takes the options of M(infn_cloud.backup.healthchecks_check), with its own O(checks[].state);
     checks are compared and written exactly as that module does (it is a thin wrapper over the same code).
-  - Checks on the server that carry every tag of O(orphan_tags) but are not named in O(checks) are orphans:
+  - Checks on the server that carry every tag of O(orphan_tags) but are not named in O(checks) are orphans;
     O(orphan_state) leaves them alone, pauses them or deletes them (so removing a backup source from the
     inventory pauses or removes its check).
   - Every entry is validated before any API call; a failure part-way reports what was already written.
 author:
-  - INFN Cloud backup contributors
+  - INFN Cloud backup contributors (@infn-cloud)
 extends_documentation_fragment:
   - infn_cloud.backup.healthchecks
   - ansible.builtin.action_common_attributes

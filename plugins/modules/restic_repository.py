@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright (c) INFN Cloud backup contributors
+# Copyright: (c) 2025, INFN Cloud backup contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ description:
     unreachable backend (bounded by O(timeout)) and any unknown exit code.
   - Runs restic on the target or inside a container (for example the backup container) through C(docker exec).
 author:
-  - INFN Cloud backup contributors
+  - INFN Cloud backup contributors (@infn-cloud)
 extends_documentation_fragment:
   - infn_cloud.backup.restic
   - ansible.builtin.action_common_attributes
@@ -178,13 +178,10 @@ def main():
             module.exit_json(changed=True, repository_id=None, version=None, compression_supported=None)
         if config is None:
             restic.run(['init', '--repository-version', p['repository_version']])
-            changed, config = True, restic.config()
-            if config is None:
-                module.fail_json(msg='restic: init succeeded but the repository is still missing',
-                                 rc=10, meaning='repository does not exist', stderr='')
+            changed, config = True, restic.config(missing_ok=False)
         elif p['repository_version'].isdigit() and int(p['repository_version']) != config.get('version'):
-            module.warn('repository has format version %s, not %s; it is left as it is (upgrade with '
-                        '`restic migrate upgrade_repo_v2`)' % (config.get('version'), p['repository_version']))
+            module.warn('repository has format version %s, not the requested %s; an existing repository is '
+                        'left as it is' % (config.get('version'), p['repository_version']))
         result = dict(changed=changed, repository_id=config['id'], version=config.get('version'),
                       compression_supported=config.get('version', 1) >= 2)
         if p['state'] == 'checked':

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright (c) INFN Cloud backup contributors
+# Copyright: (c) 2025, INFN Cloud backup contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
@@ -14,12 +14,16 @@ description:
     for reports and restore playbooks.
   - Runs restic on the target or inside a container (for example the backup container) through C(docker exec).
 author:
-  - INFN Cloud backup contributors
+  - INFN Cloud backup contributors (@infn-cloud)
 extends_documentation_fragment:
   - infn_cloud.backup.restic
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.info_module
 attributes:
+  check_mode:
+    support: full
+    details: Reads only; runs the same in check mode.
+  diff_mode:
+    support: none
   platform:
     platforms: posix
 options:

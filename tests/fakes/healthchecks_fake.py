@@ -258,7 +258,7 @@ class FakeHealthchecks:
     # ---- model
     def new_check(self, project):
         code = str(uuidlib.uuid4())
-        check = dict(code=code, project=project, name="", slug="", tags="", desc="", kind="simple", timeout=86400,
+        check = dict(code=code, name="", slug="", tags="", desc="", kind="simple", timeout=86400,
                      grace=3600, schedule="* * * * *", tz="UTC", manual_resume=False, methods="", start_kw="",
                      success_kw="", failure_kw="", filter_subject=False, filter_body=False, channels=set(),
                      status="new", last_ping=None, last_start=None, last_duration=None, n_pings=0, pings=[],
@@ -577,8 +577,9 @@ class RequestHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         self.body = self.rfile.read(length) if length else b""
         self.json = {}
+        self.method, self.path = self.command, parts.path
         try:
-            answer = self.server_fake.handle(self._with_path(parts.path))
+            answer = self.server_fake.handle(self)
         except HTTPAnswer as e:
             answer = e
         try:
@@ -593,10 +594,6 @@ class RequestHandler(BaseHTTPRequestHandler):
                 self.wfile.write(answer.body)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (e.g. an injected delay)
             self.close_connection = True
-
-    def _with_path(self, path):
-        self.method, self.path = self.command, path
-        return self
 
     do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = do_OPTIONS = _any
 
@@ -613,8 +610,8 @@ def main():
         with open(args.config) as handle:
             config = json.load(handle)
     fake = FakeHealthchecks(config).start(args.host, args.port)
-    print("fake Healthchecks on %s (site root %s, pings at %s)" % (fake.url, fake.site_root, fake.ping_endpoint),
-          flush=True)
+    print("fake Healthchecks on %s (listening on %s:%d, site root %s, pings at %s)" % (
+        fake.url, args.host, fake.server.server_address[1], fake.site_root, fake.ping_endpoint), flush=True)
     for project in fake.projects:
         print("project %s: %d channels" % (project["name"], len(project["channels"])), flush=True)
     try:

@@ -26,6 +26,7 @@ GOOD = {
     "cloud_backup_log_cleanup_schedule": "@daily",
     "cloud_backup_retention": {"keep_within": "1m"},
     "cloud_backup_log_retention_days": 30,
+    "cloud_backup_repository_timeout": 120,
 }
 
 
@@ -65,6 +66,7 @@ def test_good_input_has_no_problem():
     ({"cloud_backup_ofelia_image": "mcuadros/ofelia:latest"}, "cloud_backup_ofelia_image must pin a version"),
     ({"cloud_backup_scheduler": "cron", "cloud_backup_backup_schedule": "30 0 2 * * *"},
      "cloud_backup_backup_schedule (cron scheduler): '30 0 2 * * *' fires at second 30"),
+    ({"cloud_backup_repository_timeout": 1}, "cloud_backup_repository_timeout must be at least 5"),
     ({"cloud_backup_project_dir": "opt/x"}, "cloud_backup_project_dir must be an absolute path"),
 ])
 def test_bad_input_is_named(changes, message):
