@@ -11,6 +11,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 LAB_S3_IP="${LAB_S3_IP:-172.31.240.10}"
 LAB_S3_PORT_LOCAL="${LAB_S3_PORT_LOCAL:-59000}"
+LAB_HC_IP="${LAB_HC_IP:-172.31.240.11}"
+LAB_HC_PORT_LOCAL="${LAB_HC_PORT_LOCAL:-58000}"
 LAB_INVENTORY="${REPO_ROOT}/inventories/lab/hosts.yml"
 VM_RUN_FLAGS=(
   --cap-add=ALL --cap-drop=SYS_RESOURCE
@@ -41,6 +43,25 @@ start_s3() {
   done
   docker logs infn-lab-s3 >&2
   die "the S3 server did not answer"
+}
+
+# The lab's Healthchecks: the project's faithful fake of the Management API and ping endpoints
+# (tests/fakes/healthchecks_fake.py; no Healthchecks server can be installed here).
+start_healthchecks() {
+  if [ "$(docker inspect -f '{{.State.Running}}' infn-lab-hc 2>/dev/null)" = true ]; then return 0; fi
+  docker rm -f infn-lab-hc >/dev/null 2>&1 || true
+  log "starting the Healthchecks fake at ${LAB_HC_IP}:8000 and 127.0.0.1:${LAB_HC_PORT_LOCAL}"
+  docker run -d --name infn-lab-hc --network "${LAB_NET}" --ip "${LAB_HC_IP}" \
+    -p "127.0.0.1:${LAB_HC_PORT_LOCAL}:8000" --label infn-lab=1 \
+    -v "${REPO_ROOT}/tests/fakes:/opt/fake:ro" -v "${LAB_ROOT}/healthchecks:/etc/fake:ro" \
+    --entrypoint python3 "${S3_IMAGE}" /opt/fake/healthchecks_fake.py --host 0.0.0.0 --port 8000 \
+    --config /etc/fake/config.json >/dev/null
+  for _ in $(seq 1 60); do
+    curl -fsS -o /dev/null "http://127.0.0.1:${LAB_HC_PORT_LOCAL}/_admin/checks" 2>/dev/null && return 0
+    sleep 0.5
+  done
+  docker logs infn-lab-hc >&2
+  die "the Healthchecks fake did not answer"
 }
 
 # start_vm I: the VM infn-lab-vmI at 172.31.240.(100+I), with the lab's images loaded into its engine.
@@ -107,13 +128,14 @@ lab_up() {
   build_images
   ensure_network
   start_s3
+  start_healthchecks
   # VMs beyond N from an earlier, larger lab are removed.
   for i in $(seq $((n + 1)) 10); do docker rm -f "infn-lab-vm${i}" >/dev/null 2>&1 || true; done
   local pids=()
   for i in $(seq 1 "${n}"); do start_vm "${i}" & pids+=($!); done
   for pid in "${pids[@]}"; do wait "${pid}" || die "a VM failed to start"; done
   write_inventory "${n}"
-  log "lab up: ${n} VM(s), S3 at http://${LAB_S3_IP}:5000 (host: http://127.0.0.1:${LAB_S3_PORT_LOCAL}); inventory ${LAB_INVENTORY}"
+  log "lab up: ${n} VM(s), S3 at http://${LAB_S3_IP}:5000 (host: http://127.0.0.1:${LAB_S3_PORT_LOCAL}), Healthchecks at http://127.0.0.1:${LAB_HC_PORT_LOCAL}; inventory ${LAB_INVENTORY}"
 }
 
 lab_down() {

@@ -40,7 +40,10 @@ def _retention_args(retention):
     return args
 
 
-def cloud_backup_jobs(sources, backup_schedule, forget_schedule, retention, prune):
+SUBSET_RE = re.compile(r"^(\d+(\.\d+)?%|\d+/\d+|\d+[KMGT]?)$")
+
+
+def cloud_backup_jobs(sources, backup_schedule, forget_schedule, retention, prune, check=None):
     """The host's scheduled jobs: name, schedule and argv (run inside the backup container)."""
     jobs = []
     for src in sources:
@@ -53,7 +56,37 @@ def cloud_backup_jobs(sources, backup_schedule, forget_schedule, retention, prun
     if sources:
         argv = ["forget"] + _retention_args(retention) + (["--prune"] if prune else [])
         jobs.append({"name": "forget", "schedule": forget_schedule, "argv": argv, "command": " ".join(argv)})
+    if sources and check and check.get("enabled", True):
+        argv = ["check"]
+        if check.get("read_data_subset"):
+            subset = str(check["read_data_subset"])
+            if not SUBSET_RE.match(subset):
+                raise AnsibleFilterError("cloud_backup_check_read_data_subset %r is not N%%, N/T or a size" % subset)
+            argv += ["--read-data-subset", subset]
+        jobs.append({"name": "check", "schedule": check["schedule"], "argv": argv, "command": " ".join(argv)})
     return jobs
+
+
+def cloud_backup_checks(jobs, prefix, tags, grace, tz, channels):
+    """The Healthchecks checks of a host: one per job, named <prefix>-<job>, expecting the job's schedule."""
+    checks = []
+    for job in jobs:
+        check = {"name": "%s-%s" % (prefix, job["name"]), "tags": list(tags), "grace": int(grace),
+                 "channels": list(channels), "desc": "infn_cloud.backup job %s: %s" % (job["name"], job["command"])}
+        try:
+            expect = _ofelia.to_healthchecks(job["schedule"])
+        except _ofelia.ScheduleError as exc:
+            raise AnsibleFilterError("schedule of job %s: %s" % (job["name"], exc))
+        check.update(expect)
+        if "schedule" in expect:
+            check["tz"] = tz
+        checks.append(check)
+    return checks
+
+
+def cloud_backup_ping_urls(jobs, prefix, checks):
+    """{job name: ping URL} from the checks returned by healthchecks_checks ('' for a check not created yet)."""
+    return {job["name"]: (checks.get("%s-%s" % (prefix, job["name"])) or {}).get("ping_url") or "" for job in jobs}
 
 
 def _dotenv_value(name, value):
@@ -137,7 +170,21 @@ def cloud_backup_problems(v):
             if err:
                 bad("%s.schedule: %s" % (where, err))
 
-    schedules = ["cloud_backup_backup_schedule", "cloud_backup_forget_schedule", "cloud_backup_log_cleanup_schedule"]
+    schedules = ["cloud_backup_backup_schedule", "cloud_backup_forget_schedule", "cloud_backup_log_cleanup_schedule",
+                 "cloud_backup_check_schedule"]
+    subset = v.get("cloud_backup_check_read_data_subset")
+    if subset and not SUBSET_RE.match(str(subset)):
+        bad("cloud_backup_check_read_data_subset %r must be a percentage (5%%), a fraction (1/20) or a size (500M)" % subset)
+    if v.get("cloud_backup_healthchecks_api_url"):
+        if not re.match(r"^https?://[^/\s]+", str(v["cloud_backup_healthchecks_api_url"])):
+            bad("cloud_backup_healthchecks_api_url must be an http(s) URL such as https://hc.cloud.infn.it")
+        if _is_placeholder(v.get("cloud_backup_healthchecks_api_key")):
+            bad("cloud_backup_healthchecks_api_key is empty or a placeholder while cloud_backup_healthchecks_api_url is set")
+        for tag in v.get("cloud_backup_healthchecks_tags") or []:
+            if not TAG_RE.match(str(tag)):
+                bad("cloud_backup_healthchecks_tags: %r must match [A-Za-z0-9][A-Za-z0-9._:-]*" % tag)
+        if not 60 <= int(v.get("cloud_backup_healthchecks_grace") or 0) <= 31536000:
+            bad("cloud_backup_healthchecks_grace must be 60..31536000 seconds")
     for var in schedules:
         err = _ofelia.schedule_error(v.get(var))
         if err:
@@ -177,6 +224,8 @@ class FilterModule:
     def filters(self):
         return {
             "cloud_backup_jobs": cloud_backup_jobs,
+            "cloud_backup_checks": cloud_backup_checks,
+            "cloud_backup_ping_urls": cloud_backup_ping_urls,
             "cloud_backup_dotenv": cloud_backup_dotenv,
             "cloud_backup_problems": cloud_backup_problems,
         }

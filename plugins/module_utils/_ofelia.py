@@ -153,12 +153,20 @@ def to_cron(spec):
     return " ".join("*" if f == "?" else f for f in fields[1:])
 
 
-def every_seconds(spec):
-    """The period in seconds of an ``@every`` spec, else None."""
+def to_healthchecks(spec):
+    """How Healthchecks should expect a job of schedule ``spec``: ``{"schedule": cron}`` or ``{"timeout": s}``.
+
+    ``@every`` runs count from the daemon's start, not the wall clock, so they become a period
+    (timeout). Six-field specs become their cron minute (a seconds field only shifts the run within
+    that minute, which the grace time covers).
+    """
+    validate_schedule(spec)
     spec = spec.strip()
     if spec.startswith("@every "):
-        return int(parse_duration(spec[len("@every "):].strip()))
-    return None
+        return {"timeout": max(60, int(parse_duration(spec[len("@every "):].strip())))}
+    if spec in _DESCRIPTORS:
+        return {"schedule": _DESCRIPTORS[spec]}
+    return {"schedule": " ".join("*" if f == "?" else f for f in spec.split()[1:])}
 
 
 # ---------------------------------------------------------------- config files (gcfg)

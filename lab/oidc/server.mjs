@@ -1,0 +1,324 @@
+// The lab's OpenID Connect provider: a real npm `oidc-provider` (v9) configured like INDIGO IAM as far
+// as oidc-agent can tell (see ../../../shared/REFERENCE.md §2 in the workspace):
+//   - device authorization grant (RFC 8628) without an `interval` in the answer (oidc-agent then polls
+//     every 5 s), device codes living 600 s;
+//   - open dynamic client registration (oidc-gen registers its own client) and optional pre-registered
+//     clients;
+//   - `offline_access` gives a refresh token that is never rotated and lives 30 days from approval, not
+//     extended by use; by default it is an unsigned JWT (`{"alg":"none"}`) carrying `exp`, like IAM's;
+//   - revocation (oidc-gen -d) and registration management.
+// Served over HTTPS with the certificate made by start.sh (its own CA). Storage is in memory: a restart
+// forgets every client and token, like a wiped provider.
+//
+// The user is scripted: /interaction/<uid> is a one-form "login and consent" page (any login name is
+// accepted, no password) that approve.mjs fills in. Lab-only administration: GET/PUT /lab/settings with
+// `Authorization: Bearer $LAB_OIDC_ADMIN_TOKEN` changes the lifetimes at run time (for tests).
+//
+// Environment (all optional except the TLS files):
+//   LAB_OIDC_HOST (127.0.0.1), LAB_OIDC_PORT (9443), LAB_OIDC_ISSUER (https://HOST:PORT/),
+//   LAB_OIDC_TLS_CERT, LAB_OIDC_TLS_KEY            PEM files of the server certificate and key
+//   LAB_OIDC_REFRESH_TOKEN_TTL   seconds (2592000 = 30 days)
+//   LAB_OIDC_REFRESH_TOKEN_FORMAT jwt (IAM-like unsigned JWT with exp) | opaque
+//   LAB_OIDC_DEVICE_CODE_TTL     seconds (600)
+//   LAB_OIDC_DEVICE_INTERVAL     seconds; unset = no `interval` in the answer (like IAM)
+//   LAB_OIDC_ACCESS_TOKEN_TTL    seconds (3600)
+//   LAB_OIDC_CLIENTS             JSON list of pre-registered clients (oidc-provider client metadata)
+//   LAB_OIDC_ADMIN_TOKEN         bearer token of /lab/settings (unset = /lab/settings disabled)
+import { readFileSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import https from 'node:https';
+import querystring from 'node:querystring';
+
+import Provider from 'oidc-provider';
+
+const env = process.env;
+const host = env.LAB_OIDC_HOST || '127.0.0.1';
+const port = Number(env.LAB_OIDC_PORT || 9443);
+const issuer = env.LAB_OIDC_ISSUER || `https://${host}:${port}/`;
+
+function seconds(name, fallback) {
+  const value = env[name];
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer (seconds), not ${value}`);
+  return n;
+}
+
+// Mutable at run time through /lab/settings.
+const settings = {
+  refresh_token_ttl: seconds('LAB_OIDC_REFRESH_TOKEN_TTL', 30 * 24 * 3600),
+  refresh_token_format: env.LAB_OIDC_REFRESH_TOKEN_FORMAT || 'jwt',
+  device_code_ttl: seconds('LAB_OIDC_DEVICE_CODE_TTL', 600),
+  device_interval: env.LAB_OIDC_DEVICE_INTERVAL ? seconds('LAB_OIDC_DEVICE_INTERVAL') : null,
+  access_token_ttl: seconds('LAB_OIDC_ACCESS_TOKEN_TTL', 3600),
+};
+if (!['jwt', 'opaque'].includes(settings.refresh_token_format)) {
+  throw new Error('LAB_OIDC_REFRESH_TOKEN_FORMAT must be jwt or opaque');
+}
+
+const grantTypes = ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token', 'authorization_code'];
+const clients = (env.LAB_OIDC_CLIENTS ? JSON.parse(env.LAB_OIDC_CLIENTS) : []).map((client) => ({
+  grant_types: grantTypes,
+  response_types: ['code'],
+  redirect_uris: ['http://localhost:4242'],
+  scope: 'openid profile email offline_access',
+  ...client,
+}));
+
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const jwk = { ...privateKey.export({ format: 'jwk' }), kid: randomBytes(8).toString('hex'), use: 'sig', alg: 'RS256' };
+
+const configuration = {
+  clients,
+  clientDefaults: {
+    grant_types: ['authorization_code'],
+    id_token_signed_response_alg: 'RS256',
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  },
+  jwks: { keys: [jwk] },
+  cookies: { keys: [randomBytes(32).toString('hex')] },
+  scopes: ['openid', 'offline_access', 'profile', 'email'],
+  claims: { openid: ['sub'], profile: ['name', 'preferred_username'], email: ['email', 'email_verified'] },
+  async findAccount(ctx, id) {
+    return {
+      accountId: id,
+      async claims() {
+        return { sub: id, name: `Lab user ${id}`, preferred_username: id, email: `${id}@lab.invalid`, email_verified: true };
+      },
+    };
+  },
+  features: {
+    devInteractions: { enabled: false },
+    deviceFlow: {
+      enabled: true,
+      charset: 'base-20',
+      mask: '****-****',
+      userCodeInputSource: async (ctx, form, out, err) => {
+        // err: NotFoundError, ExpiredError, AlreadyUsedError, NoCodeError, or AbortedError (its cause
+        // being the denial, access_denied).
+        const reason = err ? `${err.name}: ${err.message}${err.cause?.error ? ` (${err.cause.error})` : ''}` : '';
+        page(ctx, 'Device sign-in', `${err ? `<p class="error">${escape(reason)}</p>` : ''}${form}
+<button type="submit" form="op.deviceInputForm">Continue</button>`);
+      },
+      userCodeConfirmSource: async (ctx, form, client, deviceInfo, userCode) => {
+        page(ctx, 'Confirm device', `<p>Client <b>${escape(client.clientName || client.clientId)}</b> asks for access.
+The device shows the code <code id="user_code">${escape(userCode)}</code>.</p>${form}
+<button type="submit" form="op.deviceConfirmForm">Continue</button>
+<button type="submit" form="op.deviceConfirmForm" name="abort" value="yes">Abort</button>`);
+      },
+      successSource: async (ctx) => {
+        page(ctx, 'Sign-in success', '<p id="result">approved</p>');
+      },
+    },
+    registration: { enabled: true },
+    registrationManagement: { enabled: true, rotateRegistrationAccessToken: false },
+    revocation: { enabled: true },
+    introspection: { enabled: true },
+  },
+  interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+  rotateRefreshToken: false,
+  // Refresh tokens for every client that may use them and asked for offline_access (the default rule).
+  ttl: {
+    AccessToken: () => settings.access_token_ttl,
+    IdToken: () => settings.access_token_ttl,
+    DeviceCode: () => settings.device_code_ttl,
+    RefreshToken: () => settings.refresh_token_ttl,
+    // The grant behind a refresh token must outlive it.
+    Grant: () => Math.max(settings.refresh_token_ttl, 14 * 24 * 3600),
+    Session: () => 24 * 3600,
+    Interaction: () => 3600,
+  },
+  // The (mostly) default refresh token rule, spelled out: offline_access + refresh_token grant allowed.
+  async issueRefreshToken(ctx, client, code) {
+    return client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access');
+  },
+  renderError(ctx, out) {
+    page(ctx, 'Error', `<p id="error">${escape(out.error)}</p><p>${escape(out.error_description || '')}</p>`);
+  },
+};
+
+const provider = new Provider(issuer, configuration);
+
+// IAM's refresh tokens are unsigned JWTs carrying exp. oidc-provider stores refresh tokens under their
+// value; making that value such a JWT (same jti lookup, same exp as the stored token) is all it takes.
+const b64url = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
+const opaqueId = provider.RefreshToken.prototype.generateTokenId;
+provider.RefreshToken.prototype.generateTokenId = function generateTokenId() {
+  const id = opaqueId.call(this);
+  if (settings.refresh_token_format !== 'jwt') return id;
+  const now = Math.floor(Date.now() / 1000);
+  this.iat = now;
+  this.exp = now + this.expiration;
+  return `${b64url({ alg: 'none' })}.${b64url({ jti: id, exp: this.exp, iat: now, iss: issuer })}.`;
+};
+
+// IAM sends no `interval`; the lab may send one to make tests poll faster.
+provider.use(async (ctx, next) => {
+  await next();
+  if (ctx.oidc?.route === 'device_authorization' && ctx.status === 200 && settings.device_interval) {
+    ctx.body = { ...ctx.body, interval: settings.device_interval };
+  }
+});
+
+provider.on('server_error', (ctx, err) => console.error('server_error', err));
+// Why a request was refused (no secrets: error codes and oidc-provider's detail only).
+for (const event of ['grant.error', 'device_authorization.error', 'revocation.error', 'introspection.error',
+  'registration_read.error', 'registration_update.error', 'registration_delete.error', 'userinfo.error',
+  'code_verification.error', 'authorization.error']) {
+  provider.on(event, (ctx, err) => console.error(`${event}: ${err.error}: ${err.error_description}${err.error_detail ? ` (${err.error_detail})` : ''}`));
+}
+provider.on('registration_create.error', (ctx, err) => console.error('registration refused:', err.message,
+  JSON.stringify(ctx.oidc.body?.redirect_uris), JSON.stringify(ctx.oidc.body?.grant_types)));
+
+// oidc-gen registers as application_type "web" with http://localhost:<port> redirect URIs and a
+// private-use scheme (edu.kit.data.oidc-agent:/redirect). IAM accepts that; oidc-provider accepts such
+// URIs for native clients only. Like IAM, the lab takes that registration as a native client, unless
+// LAB_OIDC_STRICT_REGISTRATION=1 (then oidc-gen needs --redirect-uri=http://localhost:4242).
+async function iamLikeRegistration(req) {
+  let body = '';
+  for await (const chunk of req) body += chunk;
+  try {
+    const metadata = JSON.parse(body);
+    const uris = metadata.redirect_uris || [];
+    if (metadata.application_type === 'web' && uris.some((uri) => !/^https?:/.test(uri))) {
+      metadata.application_type = 'native';
+    }
+    body = JSON.stringify(metadata);
+  } catch {
+    // not JSON: the provider answers it
+  }
+  req.body = body;
+}
+
+function escape(text) {
+  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function page(ctx, title, body) {
+  ctx.type = 'html';
+  ctx.body = html(title, body);
+}
+
+function html(title, body) {
+  return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${escape(title)}</title></head>
+<body><h1>${escape(title)}</h1>
+${body}
+</body></html>`;
+}
+
+function send(res, status, type, body, headers = {}) {
+  res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store', ...headers });
+  res.end(body);
+}
+
+async function readBody(req, limit = 65536) {
+  let data = '';
+  for await (const chunk of req) {
+    data += chunk;
+    if (data.length > limit) throw new Error('request body too large');
+  }
+  return data;
+}
+
+// The scripted user's login + consent page: one form, approve or deny.
+async function interaction(req, res, uid) {
+  const details = await provider.interactionDetails(req, res);
+  if (details.uid !== uid) {
+    send(res, 400, 'text/plain', 'interaction mismatch\n');
+    return;
+  }
+  if (req.method === 'GET') {
+    const client = await provider.Client.find(details.params.client_id);
+    send(res, 200, 'text/html; charset=utf-8', html('Sign in and authorize', `
+<p>Client <b>${escape(client?.clientName || details.params.client_id)}</b> asks for: <span id="scope">${escape(details.params.scope || '')}</span></p>
+<form id="consent" method="post" action="/interaction/${escape(uid)}">
+<input type="text" name="login" value="lab-user"/>
+<button type="submit" name="decision" value="approve">Approve</button>
+<button type="submit" name="decision" value="deny">Deny</button>
+</form>`));
+    return;
+  }
+  const form = querystring.parse(await readBody(req));
+  if (form.decision === 'deny') {
+    await provider.interactionFinished(req, res, {
+      error: 'access_denied', error_description: 'End-User denied the authorization request',
+    }, { mergeWithLastSubmission: false });
+    return;
+  }
+  if (form.decision !== 'approve' || !form.login || !/^[A-Za-z0-9._@-]{1,64}$/.test(form.login)) {
+    send(res, 400, 'text/plain', 'decision must be approve or deny, login a plain user name\n');
+    return;
+  }
+  const accountId = form.login;
+  const grant = details.grantId
+    ? await provider.Grant.find(details.grantId)
+    : new provider.Grant({ accountId, clientId: details.params.client_id });
+  // Consent to everything asked for (the scopes of the request, including offline_access).
+  if (details.params.scope) grant.addOIDCScope(details.params.scope);
+  const { missingOIDCClaims, missingResourceScopes } = details.prompt.details || {};
+  if (missingOIDCClaims) grant.addOIDCClaims(missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(missingResourceScopes || {})) {
+    grant.addResourceScope(indicator, scopes.join(' '));
+  }
+  const grantId = await grant.save();
+  await provider.interactionFinished(req, res, { login: { accountId }, consent: { grantId } },
+    { mergeWithLastSubmission: true });
+}
+
+function isAdmin(req) {
+  const expected = env.LAB_OIDC_ADMIN_TOKEN;
+  const got = (req.headers.authorization || '').replace(/^Bearer /, '');
+  if (!expected || got.length !== expected.length) return false;
+  return timingSafeEqual(Buffer.from(got), Buffer.from(expected));
+}
+
+async function labSettings(req, res) {
+  if (!isAdmin(req)) {
+    send(res, 401, 'application/json', '{"error":"missing or wrong admin token"}\n');
+    return;
+  }
+  if (req.method === 'PUT' || req.method === 'POST') {
+    const update = JSON.parse(await readBody(req) || '{}');
+    for (const [key, value] of Object.entries(update)) {
+      if (!(key in settings)) throw new Error(`unknown setting ${key}`);
+      if (key === 'refresh_token_format' && !['jwt', 'opaque'].includes(value)) throw new Error('refresh_token_format: jwt or opaque');
+      if (key === 'device_interval' && value === null) { settings[key] = null; continue; }
+      if (key !== 'refresh_token_format' && !(Number.isInteger(value) && value > 0)) throw new Error(`${key}: positive integer`);
+      settings[key] = value;
+    }
+  }
+  send(res, 200, 'application/json', `${JSON.stringify(settings)}\n`);
+}
+
+const callback = provider.callback();
+const server = https.createServer({
+  cert: readFileSync(env.LAB_OIDC_TLS_CERT),
+  key: readFileSync(env.LAB_OIDC_TLS_KEY),
+}, async (req, res) => {
+  const path = new URL(req.url, issuer).pathname;
+  const m = path.match(/^\/interaction\/([A-Za-z0-9_-]+)$/);
+  try {
+    if (m) {
+      await interaction(req, res, m[1]);
+    } else if (path === '/reg' && req.method === 'POST' && env.LAB_OIDC_STRICT_REGISTRATION !== '1') {
+      await iamLikeRegistration(req);
+      callback(req, res);
+    } else if (path === '/lab/settings') {
+      await labSettings(req, res);
+    } else {
+      callback(req, res);
+    }
+  } catch (err) {
+    if (!res.headersSent) send(res, 400, 'text/plain', `${err.name}: ${err.message}\n`);
+    else res.end();
+  }
+});
+
+server.listen(port, host, () => {
+  console.log(JSON.stringify({ issuer, host, port, settings }));
+});
+
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.on(signal, () => { server.close(() => process.exit(0)); server.closeAllConnections(); });
+}
