@@ -4,6 +4,7 @@
 #                         write inventories/lab/hosts.yml
 #   lab/lab.sh images     only build the images
 #   lab/lab.sh prepare-vm NAME  load the lab images into a VM made elsewhere (molecule) and seed its data
+#   lab/lab.sh extra-vm NAME    start one more VM (dynamic address) outside the inventory, for tests
 #   lab/lab.sh down       remove the VMs, the S3 server and the network
 #   lab/lab.sh status     list what runs
 # Everything is named infn-lab-*; nothing but loopback and these containers is ever contacted.
@@ -29,6 +30,8 @@ build_images() {
   S3_IMAGE="$(build_image infn-lab/s3 "${LAB_ROOT}/images/s3")"
   OFELIA_IMAGE="$(build_image infn-lab/ofelia-standin "${LAB_ROOT}/images/ofelia-standin")"
   docker tag "${OFELIA_IMAGE}" infn-lab/ofelia-standin:0.3.21
+  # The backup image on this engine too (tagged latest): the module tests run restic and oidc-agent in it.
+  build_image infn-cloud/cloud-backup "${REPO_ROOT}/roles/cloud_backup/files/image" >/dev/null
 }
 
 start_s3() {
@@ -106,10 +109,25 @@ echo 'alice notes' > /home/alice/notes.txt
 SEED
 }
 
+# extra_vm NAME: a fresh VM named NAME with a dynamic address, prepared like the others.
+extra_vm() {
+  local name="$1"
+  VM_IMAGE="$(build_image infn-lab/vm "${LAB_ROOT}/images/vm")"
+  docker rm -f "${name}" >/dev/null 2>&1 || true
+  docker run -d --name "${name}" --hostname "${name}" --network "${LAB_NET}" --label infn-lab=1 \
+    "${VM_RUN_FLAGS[@]}" "${VM_IMAGE}" >/dev/null
+  for _ in $(seq 1 60); do
+    docker exec "${name}" docker info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  prepare_vm "${name}"
+}
+
 write_inventory() {
   local n="$1"
   mkdir -p "$(dirname "${LAB_INVENTORY}")"
   {
+    echo "---"
     echo "# Written by lab/lab.sh up: the lab's simulated VMs (containers reached through the Docker connection)."
     echo "all:"
     echo "  children:"
@@ -152,6 +170,7 @@ case "${1:-}" in
   up) lab_up "${2:-3}" ;;
   images) build_images ;;
   prepare-vm) prepare_vm "${2:?usage: lab/lab.sh prepare-vm NAME}" ;;
+  extra-vm) extra_vm "${2:?usage: lab/lab.sh extra-vm NAME}" ;;
   down) lab_down ;;
   status) docker ps --filter label=infn-lab=1 --format 'table {{.Names}}\t{{.Status}}\t{{.Image}}' ;;
   *) echo "usage: lab/lab.sh up [N] | images | down | status" >&2; exit 2 ;;

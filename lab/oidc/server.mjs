@@ -113,7 +113,8 @@ The device shows the code <code id="user_code">${escape(userCode)}</code>.</p>${
     },
     registration: { enabled: true },
     registrationManagement: { enabled: true, rotateRegistrationAccessToken: false },
-    revocation: { enabled: true },
+    // A client revokes its own tokens only.
+    revocation: { enabled: true, allowedPolicy: async (ctx, client, token) => token.clientId === client.clientId },
     introspection: { enabled: true },
   },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
@@ -140,18 +141,57 @@ The device shows the code <code id="user_code">${escape(userCode)}</code>.</p>${
 
 const provider = new Provider(issuer, configuration);
 
-// IAM's refresh tokens are unsigned JWTs carrying exp. oidc-provider stores refresh tokens under their
-// value; making that value such a JWT (same jti lookup, same exp as the stored token) is all it takes.
+// IAM's refresh tokens are unsigned JWTs (`{"alg":"none"}`) carrying exp. oidc-provider's refresh
+// tokens are opaque: the lab keeps storing them under their opaque id and hands the client an unsigned
+// JWT wrapping that id (jti) and the stored exp. Requests carrying such a JWT (refresh grant, revocation,
+// introspection) are unwrapped back to the id before oidc-provider sees them (it would otherwise refuse
+// a JWT at revocation), and a refresh answer gets the JWT again.
 const b64url = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
-const opaqueId = provider.RefreshToken.prototype.generateTokenId;
-provider.RefreshToken.prototype.generateTokenId = function generateTokenId() {
-  const id = opaqueId.call(this);
-  if (settings.refresh_token_format !== 'jwt') return id;
-  const now = Math.floor(Date.now() / 1000);
-  this.iat = now;
-  this.exp = now + this.expiration;
-  return `${b64url({ alg: 'none' })}.${b64url({ jti: id, exp: this.exp, iat: now, iss: issuer })}.`;
+function wrapRefreshToken(jti, exp, iat) {
+  return `${b64url({ alg: 'none' })}.${b64url({ jti, exp, iat, iss: issuer })}.`;
+}
+function unwrapRefreshToken(value) {
+  const parts = typeof value === 'string' ? value.split('.') : [];
+  if (parts.length !== 3 || parts[2] !== '') return null;
+  try {
+    const header = JSON.parse(Buffer.from(parts[0], 'base64url'));
+    const claims = JSON.parse(Buffer.from(parts[1], 'base64url'));
+    return header.alg === 'none' && claims.iss === issuer && typeof claims.jti === 'string' ? claims.jti : null;
+  } catch {
+    return null;
+  }
+}
+// Ids of the tokens handed out as JWTs (a format change at run time leaves older tokens as they were).
+const issuedAsJwt = new Set();
+const opaqueValueAndPayload = provider.RefreshToken.prototype.getValueAndPayload;
+provider.RefreshToken.prototype.getValueAndPayload = async function getValueAndPayload() {
+  const result = await opaqueValueAndPayload.call(this);
+  if (settings.refresh_token_format !== 'jwt') return result;
+  issuedAsJwt.add(this.jti);
+  return { ...result, value: wrapRefreshToken(this.jti, result.payload.exp, result.payload.iat) };
 };
+provider.use(async (ctx, next) => {
+  await next();
+  const value = ctx.oidc?.route === 'token' && ctx.status === 200 ? ctx.body?.refresh_token : undefined;
+  if (value && !unwrapRefreshToken(value)) {
+    const token = await provider.RefreshToken.find(value, { ignoreExpiration: true });
+    if (token && issuedAsJwt.has(token.jti)) ctx.body = { ...ctx.body, refresh_token: wrapRefreshToken(token.jti, token.exp, token.iat) };
+  }
+});
+
+// The form parameter holding a refresh token, per endpoint.
+const tokenParams = { '/token': 'refresh_token', '/token/revocation': 'token', '/token/introspection': 'token' };
+async function unwrapFormToken(req, param) {
+  let body = '';
+  for await (const chunk of req) body += chunk;
+  const form = querystring.parse(body);
+  const jti = unwrapRefreshToken(form[param]);
+  if (jti) {
+    form[param] = jti;
+    body = querystring.stringify(form);
+  }
+  req.body = body;
+}
 
 // IAM sends no `interval`; the lab may send one to make tests poll faster.
 provider.use(async (ctx, next) => {
@@ -303,6 +343,9 @@ const server = https.createServer({
       await interaction(req, res, m[1]);
     } else if (path === '/reg' && req.method === 'POST' && env.LAB_OIDC_STRICT_REGISTRATION !== '1') {
       await iamLikeRegistration(req);
+      callback(req, res);
+    } else if (req.method === 'POST' && tokenParams[path]) {
+      await unwrapFormToken(req, tokenParams[path]);
       callback(req, res);
     } else if (path === '/lab/settings') {
       await labSettings(req, res);

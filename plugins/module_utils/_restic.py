@@ -144,7 +144,7 @@ class Restic:
 
     def config(self, missing_ok=True):
         """The repository's config (id, version, chunker_polynomial), or None if it does not exist."""
-        rc, stdout, dummy = self.run(['cat', 'config'], accept=(0, 10) if missing_ok else (0,))
+        rc, stdout, dummy = self.run(['cat', 'config', '--no-lock'], accept=(0, 10) if missing_ok else (0,))
         if rc == 10:
             return None
         doc = parse_json(stdout)

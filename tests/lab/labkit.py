@@ -61,6 +61,7 @@ class Run:
 
 
 def playbook(*args, inventory=LAB_INVENTORY, playbook_path="playbooks/site.yml", env=None, timeout=1500):
+    """ansible-playbook with the lab inventory (its group_vars) plus any further -i given in args."""
     argv = [os.path.join(BIN, "ansible-playbook"), "-i", str(inventory), playbook_path] + list(args)
     full_env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1", **(env or {}))
     result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, env=full_env, timeout=timeout)

@@ -108,6 +108,10 @@ def test_removed_source_pauses_its_check(vms):
         assert "HC_PING_BACKUP_PROJECTS" not in vm_exec(vms["vm1"], "cat /opt/cloud-backup/.env").stdout
     finally:
         assert playbook("--limit", "vm1").rc == 0
+        # a paused check resumes on its next ping: the job's next run
+        vm_exec(vms["vm1"], "docker exec -u user -e CLOUD_BACKUP_JOB=backup-projects cloud-backup "
+                            "backup --tag projects /backup/projects")
+    assert checks()["vm1-backup-projects"]["status"] == "up"
 
 
 def test_api_key_and_ping_urls_never_in_output(vms):

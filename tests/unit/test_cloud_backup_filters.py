@@ -24,6 +24,8 @@ GOOD = {
     "cloud_backup_backup_schedule": "0 12 2 * * *",
     "cloud_backup_forget_schedule": "0 12 3 * * *",
     "cloud_backup_log_cleanup_schedule": "@daily",
+    "cloud_backup_check_schedule": "0 30 5 * * 0",
+    "cloud_backup_check_read_data_subset": "5%",
     "cloud_backup_retention": {"keep_within": "1m"},
     "cloud_backup_log_retention_days": 30,
     "cloud_backup_repository_timeout": 120,

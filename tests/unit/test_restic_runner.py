@@ -88,7 +88,7 @@ def test_fake_docker_receives_secrets_only_through_environment(tmp_path):
     assert config == {'version': 2, 'id': 'abc'}
     seen = json.loads(record.read_text())
     assert not any(secret in arg for arg in seen['argv'] for secret in SECRETS)
-    assert seen['argv'][-8:] == ['ctr', 'timeout', '--kill-after=5', '7', 'restic', '--json', 'cat', 'config']
+    assert seen['argv'][-9:] == ['ctr', 'timeout', '--kill-after=5', '7', 'restic', '--json', 'cat', 'config', '--no-lock']
     assert seen['env']['RESTIC_PASSWORD'] == PASSWORD and seen['env']['RESTIC_REST_PASSWORD'] == REST_PASSWORD
 
 

@@ -1,0 +1,595 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2025, INFN Cloud backup contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one runner for oidc-agent's tools (oidc-agent 4.2.6: oidc-agent, oidc-gen, oidc-add, oidc-token).
+
+They run on the target or inside a container (the backup container) through the docker CLI. Every call
+is a small POSIX shell script given as ``sh -c SCRIPT`` with the non-secret values as positional
+arguments. The encryption password travels only as ``OIDC_ENCRYPTION_PW`` in the environment (for
+``docker exec`` as a bare ``-e OIDC_ENCRYPTION_PW`` whose value lives in the docker client's own
+environment), and a client secret only on stdin into a 0600 file that ``oidc-gen -f`` reads: never on an
+argv, never in results or messages. Every file is written under ``umask 077`` in 0700 directories.
+
+Layout inside the container (``$HOME`` of the user the tools run as):
+
+- ``$OIDC_CONFIG_DIR`` (default ``~/.config/oidc-agent``): oidc-agent's own account files. Given
+  explicitly because oidc-agent otherwise falls back to ``~/.oidc-agent`` when ``~/.config`` is missing.
+- ``~/.local/state/oidc-agent/agent.sock``: the socket of the agent for scripts (fixed, so every later
+  call, and the image's own jobs, reuse the same agent).
+- ``~/.local/state/oidc-agent/flows/<name>/``: one device flow of ``oidc-gen`` running detached
+  (``pid``, ``kind``, ``started``, its ``out`` and ``err``; ``rc`` and ``finished`` when it ended).
+- ``~/.local/state/oidc-agent/accounts/<name>.json``: the approval time of the account (non-secret),
+  for refresh tokens that are not JWTs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from datetime import datetime, timezone
+
+try:
+    from urllib.parse import quote
+except ImportError:  # pragma: no cover - Python 2 is not supported by this collection
+    from urllib import quote
+
+KILL_AFTER = 5
+PASSWORD_ENV = 'OIDC_ENCRYPTION_PW'
+DEFAULT_ISSUER = 'https://iam.cloud.infn.it/'
+DEFAULT_SCOPES = ['openid', 'profile', 'offline_access']
+STATE_DIR = '.local/state/oidc-agent'
+SOCKET_NAME = 'agent.sock'
+SHORTNAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$')
+RESERVED_NAMES = ('issuer.config',)
+ESC = '\x1b'
+QR_LINE = re.compile('^[\\s\u2580-\u259f]*$')
+ANSI = re.compile(r'\x1b\[[0-9;?]*[ -/]*[@-~]')
+VISIT = 'Using a browser on any device, visit:'
+USER_CODE = re.compile(r'^\s*And enter the code:\s*(\S+)\s*$')
+# Anything that looks like a JWT or a long opaque token: masked in every excerpt.
+JWT_LIKE = re.compile(r'[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]*')
+QUOTED_LONG = re.compile(r"""(['"])[A-Za-z0-9_\-.~+/=]{20,}\1""")
+
+# Exit codes of the helper scripts (beside the tools' own 0/1).
+RC_NO_HOME = 90
+RC_NO_PASSWORD = 91
+RC_ACCOUNT_EXISTS = 92
+RC_NO_ACCOUNT = 93
+RC_FLOW_RUNNING = 94
+RC_NO_TOOLS = 95
+MEANINGS = {
+    RC_NO_HOME: 'HOME is not set for the user running oidc-agent',
+    RC_NO_PASSWORD: 'the encryption password is empty',
+    RC_ACCOUNT_EXISTS: 'an account configuration with this name exists already',
+    RC_NO_ACCOUNT: 'no account configuration with this name exists',
+    RC_FLOW_RUNNING: 'a device flow for this account is already running',
+    RC_NO_TOOLS: 'oidc-agent is not installed (oidc-gen not found on PATH)',
+    125: 'docker exec failed (container missing or not running?)',
+    126: 'command not executable (unknown container_user?)',
+    127: 'command not found (sh, timeout or the docker CLI)',
+}
+RC_ERRORS = {RC_NO_HOME: 'no_home', RC_NO_PASSWORD: 'no_password', RC_ACCOUNT_EXISTS: 'account_exists',
+             RC_NO_ACCOUNT: 'no_account', RC_FLOW_RUNNING: 'flow_running', RC_NO_TOOLS: 'not_found',
+             125: 'exec_failed', 126: 'exec_failed', 127: 'not_found'}
+DOCKER_ERRORS = ('Error response from daemon', 'Cannot connect to the Docker daemon', 'No such container')
+
+# --------------------------------------------------------------------------------------- the scripts
+# Each runs as `sh -c SCRIPT oidc-agent-account ARGS...`; PRELUDE is prepended.
+PRELUDE = r'''
+umask 077
+[ -n "${HOME:-}" ] || { echo "HOME is not set" >&2; exit 90; }
+command -v oidc-gen >/dev/null 2>&1 || { echo "oidc-gen not found on PATH" >&2; exit 95; }
+state="$HOME/.local/state/oidc-agent"
+export OIDC_SOCK="$state/agent.sock"
+export OIDC_CONFIG_DIR="${OIDC_CONFIG_DIR:-$HOME/.config/oidc-agent}"
+flow_alive() {
+  # $1 = flow directory: the oidc-gen of the flow still runs (a recycled pid is not ours).
+  [ -f "$1/rc" ] && return 1
+  pid="$(cat "$1/pid" 2>/dev/null)" || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q oidc-gen
+}
+'''
+
+# Read-only: what exists (key=value lines; file contents base64-encoded). Used in check mode too.
+PROBE = r'''
+name="$1"; flow="$state/flows/$name"
+echo "now=$(date +%s)"
+echo "home=$HOME"
+echo "socket=$OIDC_SOCK"
+echo "config_dir=$OIDC_CONFIG_DIR"
+if loaded="$(oidc-add -a 2>/dev/null)"; then
+  echo agent=up
+  printf '%s\n' "$loaded" | grep -qxF "$name" && echo loaded=1 || echo loaded=0
+else
+  echo agent=down; echo loaded=0
+fi
+if [ -f "$OIDC_CONFIG_DIR/$name" ]; then
+  echo account=1; echo "account_mtime=$(stat -c %Y "$OIDC_CONFIG_DIR/$name")"
+else
+  echo account=0
+fi
+[ -f "$state/accounts/$name.json" ] && echo "record=$(base64 -w0 <"$state/accounts/$name.json")"
+if [ -d "$flow" ]; then
+  echo "flow_kind=$(cat "$flow/kind" 2>/dev/null)"
+  echo "flow_started=$(cat "$flow/started" 2>/dev/null)"
+  if [ -f "$flow/rc" ]; then
+    echo flow=finished; echo "flow_rc=$(cat "$flow/rc")"; echo "flow_finished=$(cat "$flow/finished" 2>/dev/null)"
+  elif flow_alive "$flow"; then
+    echo flow=running
+  elif [ ! -f "$flow/pid" ] && [ $(( $(date +%s) - $(cat "$flow/started" 2>/dev/null || echo 0) )) -lt 20 ]; then
+    echo flow=running
+  else
+    echo flow=stale
+  fi
+  [ -f "$flow/err" ] && echo "flow_err=$(base64 -w0 <"$flow/err")"
+else
+  echo flow=none
+fi
+'''
+
+# The agent for scripts: reuse the one answering on the fixed socket, else start one.
+ENSURE_AGENT = r'''
+mkdir -p "$state/flows" "$state/accounts" "$OIDC_CONFIG_DIR"
+chmod 0700 "$state" "$state/flows" "$state/accounts" "$OIDC_CONFIG_DIR"
+exec 9>"$state/agent.lock"
+command -v flock >/dev/null 2>&1 && flock -w 30 9
+if oidc-add -a >/dev/null 2>&1; then echo agent=up; exit 0; fi
+# An agent of this socket that does not answer is stopping (it removes its socket when it exits) or hung:
+# give it 2 s, then end it, so that it cannot remove the socket of the new one.
+i=0
+while pids="$(pgrep -u "$(id -u)" -f -- "-a $OIDC_SOCK\$" 2>/dev/null)" && [ -n "$pids" ]; do
+  oidc-add -a >/dev/null 2>&1 && { echo agent=up; exit 0; }
+  i=$((i + 1))
+  [ "$i" -eq 20 ] && kill $pids 2>/dev/null
+  [ "$i" -ge 40 ] && { kill -9 $pids 2>/dev/null; sleep 0.2; break; }
+  sleep 0.1
+done
+rm -f "$OIDC_SOCK"
+oidc-agent --json --no-autoload --no-autoreauthenticate -a "$OIDC_SOCK" >"$state/agent.json" 2>"$state/agent.err" 9>&- \
+  || { cat "$state/agent.err" >&2; exit 1; }
+i=0
+until oidc-add -a >/dev/null 2>&1; do
+  i=$((i + 1))
+  [ "$i" -ge 50 ] && { echo "oidc-agent started but does not answer on $OIDC_SOCK" >&2; exit 1; }
+  sleep 0.1
+done
+echo agent=started
+'''
+
+# Prepare the directory of a new flow (synchronously, so that every refusal is reported).
+PREPARE_FLOW = r'''
+name="$1"; kind="$2"; with_client="$3"; flow="$state/flows/$name"
+if [ "$kind" = present ] && [ -e "$OIDC_CONFIG_DIR/$name" ]; then
+  echo "account configuration $OIDC_CONFIG_DIR/$name exists already" >&2; exit 92
+fi
+if [ "$kind" = renewed ] && [ ! -f "$OIDC_CONFIG_DIR/$name" ]; then
+  echo "no account configuration $OIDC_CONFIG_DIR/$name" >&2; exit 93
+fi
+if flow_alive "$flow"; then echo "a device flow for $name is running (pid $pid)" >&2; exit 94; fi
+rm -rf "$flow"
+mkdir -p "$flow"
+chmod 0700 "$flow"
+date +%s >"$flow/started"
+printf '%s\n' "$kind" >"$flow/kind"
+if [ "$with_client" = 1 ]; then cat >"$flow/client.json"; fi
+'''
+
+# The flow itself, detached: oidc-gen in the background, its exit status recorded at the end.
+RUN_FLOW = r'''
+name="$1"; shift; flow="$state/flows/$name"
+cd "$flow" || exit 1
+if [ -z "${OIDC_ENCRYPTION_PW:-}" ]; then
+  echo "Error: the encryption password is empty" >err; date +%s >finished; echo 91 >rc; exit 91
+fi
+oidc-gen "$@" </dev/null >out 2>err &
+gen=$!
+echo "$gen" >pid
+wait "$gen"
+rc=$?
+rm -f client.json
+date +%s >finished
+echo "$rc" >rc.tmp && mv rc.tmp rc
+'''
+
+END_FLOW = r'''
+flow="$state/flows/$1"
+if flow_alive "$flow"; then kill "$pid" 2>/dev/null; echo killed=1; fi
+rm -rf "$flow"
+'''
+
+WRITE_RECORD = r'''
+mkdir -p "$state/accounts"; chmod 0700 "$state" "$state/accounts"
+cat >"$state/accounts/$1.json.tmp" && mv "$state/accounts/$1.json.tmp" "$state/accounts/$1.json"
+'''
+
+REMOVE_RECORD = r'''
+rm -f "$state/accounts/$1.json"
+'''
+
+LOAD = r'''
+oidc-add --pw-env "$1" </dev/null
+'''
+
+# -f forces a new access token: the only proof that the refresh token still works. -e prints only the
+# expiry of the new access token, so the token itself never leaves the container.
+REFRESH = r'''
+oidc-token -f -e "$1" </dev/null
+'''
+
+PRINT = r'''
+oidc-gen -p "$1" --pw-env </dev/null
+'''
+
+DELETE = r'''
+oidc-gen -d "$1" --confirm-yes --pw-env </dev/null
+rc=$?
+if [ -e "$OIDC_CONFIG_DIR/$1" ]; then echo "account file kept: $OIDC_CONFIG_DIR/$1" >&2; exit 1; fi
+exit "$rc"
+'''
+
+
+# --------------------------------------------------------------------------------------- parsing
+def text_lines(text):
+    """Lines of a tool's output with ANSI sequences removed and the QR code (lines of coloured blanks or
+    block characters) dropped."""
+    out = []
+    for line in (text or '').splitlines():
+        plain = ANSI.sub('', line).replace(ESC, '')
+        if not QR_LINE.match(plain):
+            out.append(plain.strip())
+    return out
+
+
+def parse_device_prompt(stderr):
+    """The device-flow prompt of oidc-gen (stderr): {'verification_uri', 'user_code',
+    'verification_uri_complete'} or None while it has not been printed (complete)."""
+    lines = text_lines(stderr)
+    uri = code = None
+    for index, line in enumerate(lines):
+        if line == VISIT:
+            following = [candidate for candidate in lines[index + 1:] if candidate]
+            if following and re.match(r'^https?://\S+$', following[0]):
+                uri = following[0]
+        match = USER_CODE.match(line)
+        if match:
+            code = match.group(1)
+    if not uri or not code:
+        return None
+    return dict(verification_uri=uri, user_code=code, verification_uri_complete=complete_uri(uri, code))
+
+
+def complete_uri(uri, code):
+    """verification_uri_complete: oidc-gen does not print it; IAM accepts <uri>?user_code=<code>."""
+    return '%s%suser_code=%s' % (uri, '&' if '?' in uri else '?', quote(code, safe=''))
+
+
+# The outcome of a finished flow or a failed call, from oidc-agent's messages.
+ERRORS = (
+    ('access_denied', re.compile(r'access_denied', re.I)),
+    ('expired_token', re.compile(r'expired_token|Device code is not valid any more', re.I)),
+    ('wrong_password', re.compile(r'reached maximum number of tries|wrong password|could not decrypt', re.I)),
+    ('invalid_grant', re.compile(r'invalid_grant', re.I)),
+    ('invalid_client', re.compile(r'invalid_client', re.I)),
+    ('registration_failed', re.compile(r'Dynamic client registration not successful|registration', re.I)),
+    ('provider_unreachable', re.compile(r'Could not get token endpoint|Could not connect|couldn\'t connect|'
+                                        r'Could not resolve|SSL|certificate|curl', re.I)),
+    ('agent_unreachable', re.compile(r'Could not connect to oidc-agent|No agent running', re.I)),
+    ('account_not_loaded', re.compile(r'account not loaded', re.I)),
+)
+
+
+def classify(text):
+    """A short error code for oidc-agent's message (see ERRORS), or 'error'."""
+    errors = [line for line in clean_lines(text) if line.lower().startswith('error')] or clean_lines(text)
+    for line in errors:
+        for code, pattern in ERRORS:
+            if pattern.search(line):
+                return code
+    return 'error'
+
+
+def clean_lines(text):
+    """Lines of oidc-agent output without ANSI/QR lines and without the JSON blocks oidc-gen may dump
+    (a failed save prints the whole client configuration, secrets included)."""
+    out, depth = [], 0
+    for stripped in text_lines(text):
+        if depth or stripped.startswith('{'):
+            depth += stripped.count('{') - stripped.count('}')
+            depth = max(depth, 0)
+            continue
+        if stripped:
+            out.append(stripped)
+    return out
+
+
+def scrub(text, secrets=()):
+    """Mask token-like strings and the given secret values."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, '********')
+    text = JWT_LIKE.sub('<token>', text)
+    return QUOTED_LONG.sub(r'\1<token>\1', text)
+
+
+def excerpt(text, secrets=(), lines=4):
+    """The last error lines of oidc-agent output (or its last lines), safe to show."""
+    cleaned = [line for line in clean_lines(text) if not line.startswith(('Alternatively', 'And enter the code',
+                                                                          VISIT, 'http'))]
+    errors = [line for line in cleaned if line.lower().startswith('error')]
+    return scrub(' | '.join((errors or cleaned)[-lines:]), secrets)
+
+
+def jwt_exp(token):
+    """The exp claim of a JWT (signed or unsigned, like INDIGO IAM's refresh tokens), or None."""
+    parts = token.split('.') if isinstance(token, str) else []
+    if len(parts) != 3:
+        return None
+    payload = parts[1] + '=' * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload.encode('ascii')).decode('utf-8'))
+    except (ValueError, binascii.Error, UnicodeError):
+        return None
+    exp = claims.get('exp') if isinstance(claims, dict) else None
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+        return None
+    return int(exp)
+
+
+def refresh_token_exp(account_json):
+    """exp of the refresh token in the output of `oidc-gen -p` (None: opaque token or no token).
+    The token itself is dropped here and never returned."""
+    start, end = account_json.find('{'), account_json.rfind('}')
+    try:
+        doc = json.loads(account_json[start:end + 1]) if start >= 0 else None
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        return None, None
+    return jwt_exp(doc.get('refresh_token') or ''), doc.get('issuer_url')
+
+
+def parse_probe(stdout):
+    facts = {}
+    for line in stdout.splitlines():
+        key, sep, value = line.partition('=')
+        if sep:
+            facts[key.strip()] = value.strip()
+    for key in ('record', 'flow_err'):
+        if key in facts:
+            try:
+                facts[key] = base64.b64decode(facts[key]).decode('utf-8', 'replace')
+            except (ValueError, binascii.Error):
+                facts[key] = ''
+    for key in ('now', 'account_mtime', 'flow_started', 'flow_finished', 'flow_rc'):
+        if facts.get(key, '').lstrip('-').isdigit():
+            facts[key] = int(facts[key])
+        else:
+            facts.pop(key, None)
+    for key in ('account', 'loaded'):
+        facts[key] = facts.get(key) == '1'
+    facts['agent_up'] = facts.get('agent') == 'up'
+    try:
+        facts['record'] = json.loads(facts['record']) if facts.get('record') else {}
+    except ValueError:
+        facts['record'] = {}
+    if not isinstance(facts['record'], dict):
+        facts['record'] = {}
+    return facts
+
+
+def iso(epoch):
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def expiry(exp, now, source):
+    return dict(refresh_token_expires_at=dict(epoch=int(exp), iso=iso(exp)),
+                days_left=round((exp - now) / 86400.0, 2), refresh_token_expiry_source=source)
+
+
+def normalize_issuer(url):
+    return (url or '').rstrip('/') + '/'
+
+
+# --------------------------------------------------------------------------------------- the runner
+class OidcAgentError(Exception):
+    """A failed call: a short error code, a message safe to show, the exit code."""
+
+    def __init__(self, error, msg, rc=None):
+        self.error, self.msg, self.rc = error, msg, rc
+        super().__init__(msg)
+
+
+class OidcAgent:
+    def __init__(self, container=None, container_user=None, timeout=60, password=None, client_secret=None,
+                 docker_binary='docker'):
+        self.container, self.container_user = container, container_user
+        self.timeout, self.docker_binary = timeout, docker_binary
+        self.password = password
+        self.secrets = tuple(s for s in (password, client_secret) if s)
+
+    # ------------------------------------------------------------------ argv and environment
+    def command(self, script, args=(), secret=False, detach=False, stdin=False):
+        """argv and environment of one call. Only names go on the argv; the password (when secret) is in
+        the returned environment as OIDC_ENCRYPTION_PW, handed to docker exec as a bare `-e NAME`."""
+        shell = ['sh', '-c', PRELUDE + script, 'oidc-agent-account'] + [str(a) for a in args]
+        if not detach:
+            shell = ['timeout', '--kill-after=%d' % KILL_AFTER, str(self.timeout)] + shell
+        env = dict(os.environ)
+        env.pop(PASSWORD_ENV, None)
+        if secret:
+            env[PASSWORD_ENV] = self.password or ''
+        if not self.container:
+            return shell, env
+        argv = [self.docker_binary, 'exec']
+        if detach:
+            argv.append('-d')
+        elif stdin:
+            argv.append('-i')
+        if self.container_user:
+            argv += ['-u', self.container_user]
+        if secret:
+            argv += ['-e', PASSWORD_ENV]
+        return argv + [self.container] + shell, env
+
+    def error(self, rc, stderr, what):
+        """The OidcAgentError of a failed call: our own exit codes, docker's, timeouts, else oidc-agent's message."""
+        detail = excerpt(stderr, self.secrets)
+        if self.container and rc in (1, 125) and any(e in stderr for e in DOCKER_ERRORS):
+            rc = 125
+        if rc in (124, 137):
+            return OidcAgentError('timeout', '%s: timed out after %d s%s' % (
+                what, self.timeout, ' (killed)' if rc == 137 else ''), rc)
+        if rc in RC_ERRORS:
+            return OidcAgentError(RC_ERRORS[rc], '%s: %s (rc %d)%s' % (
+                what, MEANINGS[rc], rc, ': ' + detail if detail else ''), rc)
+        return OidcAgentError(classify(stderr), '%s failed (rc %s): %s' % (what, rc, detail or 'no message'), rc)
+
+    def run(self, script, args=(), secret=False, stdin=None, accept=(0,), what='oidc-agent'):
+        """Run one script; return (rc, stdout, stderr) or raise OidcAgentError if rc not in accept."""
+        argv, env = self.command(script, args, secret=secret, stdin=stdin is not None)
+        limit = self.timeout + 2 * KILL_AFTER
+        try:
+            proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding='utf-8',
+                                    errors='replace')
+        except OSError as exc:
+            raise OidcAgentError('not_found', '%s: %s: %s' % (what, argv[0], exc.strerror), 127)
+        try:
+            stdout, stderr = proc.communicate(stdin, timeout=limit)
+            rc = proc.returncode
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                stdout, stderr = proc.communicate(timeout=KILL_AFTER)
+                rc = 124
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                stdout, stderr = proc.communicate()
+                rc = 137
+        if rc not in accept:
+            raise self.error(rc, stderr, what)
+        return rc, stdout, stderr
+
+    def spawn(self, script, args=(), secret=False):
+        """Start a script detached (docker exec -d, or a new session on the target); do not wait for it."""
+        argv, env = self.command(script, args, secret=secret, detach=True)
+        if self.container:
+            try:
+                proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=False,
+                                      encoding='utf-8', errors='replace', timeout=self.timeout + KILL_AFTER)
+            except subprocess.TimeoutExpired:
+                raise OidcAgentError('timeout', 'docker exec -d did not return within %d s' % self.timeout, 124)
+            except OSError as exc:
+                raise OidcAgentError('not_found', '%s: %s' % (argv[0], exc.strerror), 127)
+            if proc.returncode:
+                raise OidcAgentError('exec_failed', 'could not start oidc-gen in the container: %s' % excerpt(
+                    proc.stderr, self.secrets), proc.returncode)
+            return
+        try:
+            subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)
+        except OSError as exc:
+            raise OidcAgentError('not_found', '%s: %s' % (argv[0], exc.strerror), 127)
+
+    # ------------------------------------------------------------------ operations
+    def probe(self, name):
+        dummy, stdout, dummy = self.run(PROBE, [name], what='probing oidc-agent')
+        return parse_probe(stdout)
+
+    def ensure_agent(self):
+        """Start the agent for scripts unless one answers on the socket; True when it was started."""
+        dummy, stdout, dummy = self.run(ENSURE_AGENT, what='starting oidc-agent')
+        return 'agent=started' in stdout
+
+    def load(self, name):
+        try:
+            self.run(LOAD, [name], secret=True, what='oidc-add %s' % name)
+        except OidcAgentError as exc:
+            if exc.error == 'wrong_password':
+                exc.msg = ('oidc-add %s: wrong password: the account configuration does not decrypt with it '
+                           '(oidc-agent: reached maximum number of tries)' % name)
+            raise
+
+    def refresh(self, name):
+        """Force a new access token (proves the refresh token works); returns its expiry (epoch)."""
+        dummy, stdout, dummy = self.run(REFRESH, [name], what='oidc-token -f %s' % name)
+        value = stdout.strip().splitlines()[-1] if stdout.strip() else ''
+        return int(value) if value.isdigit() else None
+
+    def account_info(self, name):
+        """(exp of the refresh token if it is a JWT, issuer URL) from `oidc-gen -p`; the token is dropped."""
+        try:
+            dummy, stdout, dummy = self.run(PRINT, [name], secret=True, what='oidc-gen -p %s' % name)
+        except OidcAgentError as exc:
+            if exc.error == 'wrong_password':
+                exc.msg = ('oidc-gen -p %s: wrong password: the account configuration does not decrypt with it'
+                           % name)
+            raise
+        return refresh_token_exp(stdout)
+
+    def start_flow(self, name, kind, gen_args, client_config=None):
+        """Prepare the flow directory, then run oidc-gen detached in it."""
+        payload = json.dumps(client_config) if client_config else None
+        self.run(PREPARE_FLOW, [name, kind, '1' if payload else '0'], stdin=payload,
+                 what='device flow for %s not started' % name)
+        self.spawn(RUN_FLOW, [name] + list(gen_args), secret=True)
+
+    def wait_prompt(self, name):
+        """Wait (up to timeout) until the started flow printed its prompt or ended; return the probe."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            facts = self.probe(name)
+            if facts.get('flow') in ('finished', 'stale', 'none') or parse_device_prompt(facts.get('flow_err', '')):
+                return facts
+            if time.monotonic() > deadline:
+                raise OidcAgentError('timeout', 'oidc-gen printed no device code within %d s: %s' % (
+                    self.timeout, excerpt(facts.get('flow_err', ''), self.secrets) or 'no output'), 124)
+            time.sleep(0.3)
+
+    def end_flow(self, name):
+        dummy, stdout, dummy = self.run(END_FLOW, [name], what='removing the device flow')
+        return 'killed=1' in stdout
+
+    def write_record(self, name, record):
+        self.run(WRITE_RECORD, [name], stdin=json.dumps(record, sort_keys=True), what='recording the approval')
+
+    def remove_record(self, name):
+        self.run(REMOVE_RECORD, [name], what='removing the approval record')
+
+    def delete(self, name):
+        """Revoke and delete; returns stderr (it says when the revocation failed but the file went anyway)."""
+        dummy, dummy, stderr = self.run(DELETE, [name], secret=True, what='oidc-gen -d %s' % name)
+        return stderr
+
+
+def gen_args(name, issuer, scopes, ca_file=None, audience=None, client_id=None, redirect_uri=None,
+             client_file=None):
+    # client_file is relative to the flow directory (RUN_FLOW runs oidc-gen there).
+    """oidc-gen arguments of a new account with the device flow (no secret among them)."""
+    args = [name, '--iss=%s' % issuer, '--flow=device', '--scope=%s' % ' '.join(scopes), '--pw-env',
+            '--prompt=none', '--confirm-default', '--no-url-call']
+    if client_file:
+        args.append('--file=%s' % client_file)
+    elif client_id:
+        args.append('--client-id=%s' % client_id)
+    if redirect_uri:
+        args.append('--redirect-uri=%s' % redirect_uri)
+    if audience:
+        args.append('--aud=%s' % audience)
+    if ca_file:
+        args.append('--cp=%s' % ca_file)
+    return args
+
+
+def reauth_args(name):
+    return [name, '--reauthenticate', '--flow=device', '--pw-env', '--prompt=none', '--confirm-default',
+            '--no-url-call']
+
+
+def valid_name(name):
+    return bool(SHORTNAME.match(name or '')) and name not in RESERVED_NAMES
