@@ -175,7 +175,9 @@ provider.use(async (ctx, next) => {
   const value = ctx.oidc?.route === 'token' && ctx.status === 200 ? ctx.body?.refresh_token : undefined;
   if (value && !unwrapRefreshToken(value)) {
     const token = await provider.RefreshToken.find(value, { ignoreExpiration: true });
-    if (token && issuedAsJwt.has(token.jti)) ctx.body = { ...ctx.body, refresh_token: wrapRefreshToken(token.jti, token.exp, token.iat) };
+    if (token && issuedAsJwt.has(token.jti)) {
+      ctx.body = { ...ctx.body, refresh_token: wrapRefreshToken(token.jti, token.exp, token.iat) };
+    }
   }
 });
 
@@ -206,7 +208,10 @@ provider.on('server_error', (ctx, err) => console.error('server_error', err));
 for (const event of ['grant.error', 'device_authorization.error', 'revocation.error', 'introspection.error',
   'registration_read.error', 'registration_update.error', 'registration_delete.error', 'userinfo.error',
   'code_verification.error', 'authorization.error']) {
-  provider.on(event, (ctx, err) => console.error(`${event}: ${err.error}: ${err.error_description}${err.error_detail ? ` (${err.error_detail})` : ''}`));
+  provider.on(event, (ctx, err) => {
+    if (err.error === 'authorization_pending') return; // every poll of a waiting device
+    console.error(`${event}: ${err.error}: ${err.error_description}${err.error_detail ? ` (${err.error_detail})` : ''}`);
+  });
 }
 provider.on('registration_create.error', (ctx, err) => console.error('registration refused:', err.message,
   JSON.stringify(ctx.oidc.body?.redirect_uris), JSON.stringify(ctx.oidc.body?.grant_types)));

@@ -243,7 +243,7 @@ verification_uri_complete:
   sample: https://iam.cloud.infn.it/device?user_code=WDJB-MJHT
 flow_started_at:
   description: When the pending flow was started (epoch seconds).
-  returned: when a flow is pending
+  returned: when a flow is pending or was collected by this call
   type: int
   sample: 1767225600
 account_exists:
