@@ -4,7 +4,7 @@
 #                         write inventories/lab/hosts.yml
 #   lab/lab.sh images     only build the images
 #   lab/lab.sh prepare-vm NAME  load the lab images into a VM made elsewhere (molecule) and seed its data
-#   lab/lab.sh extra-vm NAME    start one more VM (dynamic address) outside the inventory, for tests
+#   lab/lab.sh extra-vm NAME [persistent]  one more VM (dynamic address) outside the inventory, for tests
 #   lab/lab.sh down       remove the VMs, the S3 server and the network
 #   lab/lab.sh status     list what runs
 # Everything is named infn-lab-*; nothing but loopback and these containers is ever contacted.
@@ -109,13 +109,20 @@ echo 'alice notes' > /home/alice/notes.txt
 SEED
 }
 
-# extra_vm NAME: a fresh VM named NAME with a dynamic address, prepared like the others.
+# extra_vm NAME [persistent]: a fresh VM named NAME with a dynamic address, prepared like the others.
+# persistent: its engine's state lives in a volume instead of tmpfs, so it survives a reboot
+# (docker restart NAME), like a real VM's disk.
 extra_vm() {
-  local name="$1"
+  local name="$1" flags=("${VM_RUN_FLAGS[@]}")
   VM_IMAGE="$(build_image infn-lab/vm "${LAB_ROOT}/images/vm")"
   docker rm -f "${name}" >/dev/null 2>&1 || true
+  if [ "${2:-}" = persistent ]; then
+    docker volume rm -f "${name}-disk" >/dev/null 2>&1 || true
+    flags=("${flags[@]/--tmpfs/-v}")
+    flags=("${flags[@]/\/var\/lib\/docker:exec/${name}-disk:/var/lib/docker}")
+  fi
   docker run -d --name "${name}" --hostname "${name}" --network "${LAB_NET}" --label infn-lab=1 \
-    "${VM_RUN_FLAGS[@]}" "${VM_IMAGE}" >/dev/null
+    "${flags[@]}" "${VM_IMAGE}" >/dev/null
   for _ in $(seq 1 60); do
     docker exec "${name}" docker info >/dev/null 2>&1 && break
     sleep 0.5
@@ -162,6 +169,8 @@ lab_down() {
   ids="$(docker ps -aq --filter label=infn-lab=1)"
   [ -z "${ids}" ] || docker rm -f ${ids} >/dev/null
   docker network rm "${LAB_NET}" >/dev/null 2>&1 || true
+  ids="$(docker volume ls -q | grep -E '^infn-lab-.*-disk$' || true)"
+  [ -z "${ids}" ] || docker volume rm ${ids} >/dev/null
   rm -f "${LAB_INVENTORY}"
   log "lab down"
 }
@@ -170,7 +179,7 @@ case "${1:-}" in
   up) lab_up "${2:-3}" ;;
   images) build_images ;;
   prepare-vm) prepare_vm "${2:?usage: lab/lab.sh prepare-vm NAME}" ;;
-  extra-vm) extra_vm "${2:?usage: lab/lab.sh extra-vm NAME}" ;;
+  extra-vm) extra_vm "${2:?usage: lab/lab.sh extra-vm NAME [persistent]}" "${3:-}" ;;
   down) lab_down ;;
   status) docker ps --filter label=infn-lab=1 --format 'table {{.Names}}\t{{.Status}}\t{{.Image}}' ;;
   *) echo "usage: lab/lab.sh up [N] | images | down | status" >&2; exit 2 ;;

@@ -5,13 +5,20 @@
 
 from __future__ import annotations
 
+import os
 import re
+import zoneinfo
 
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.infn_cloud.backup.plugins.module_utils import _ofelia
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[0-9]+/[a-z0-9._/-]+)?(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(@sha256:[a-f0-9]{64})?$")
+USER_RE = re.compile(r"^([a-z_][a-z0-9_-]*|\d+)(:([a-z_][a-z0-9_-]*|\d+))?$")
+CRON_FILE_RE = re.compile(r"^/etc/cron\.d/[A-Za-z0-9_-]+$")
+PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 PLACEHOLDERS = {"", "changeme", "change-me", "change_me", "password", "secret", "todo", "xxx", "xxxx",
                 "none", "null", "example", "placeholder", "restic", "12345678"}
@@ -134,6 +141,31 @@ def cloud_backup_problems(v):
     if str(v.get("cloud_backup_ofelia_image", "")).endswith(":latest") and v.get("cloud_backup_scheduler") == "ofelia":
         bad("cloud_backup_ofelia_image must pin a version, not latest")
 
+    if not PROJECT_RE.match(str(v.get("cloud_backup_project_name") or "")):
+        bad("cloud_backup_project_name must match [a-z0-9][a-z0-9_-]* (a Compose project name)")
+    for var in ("cloud_backup_image_name", "cloud_backup_image_base", "cloud_backup_image", "cloud_backup_ofelia_image"):
+        value = str(v.get(var) or "")
+        if (value or var != "cloud_backup_image") and not IMAGE_RE.match(value):
+            bad("%s %r is not an image reference (lower-case name, optional :tag)" % (var, value))
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", str(v.get("cloud_backup_image_build_network") or "")):
+        bad("cloud_backup_image_build_network must be a network name such as default or host")
+    if not USER_RE.match(str(v.get("cloud_backup_job_user") or "")):
+        bad("cloud_backup_job_user must be a user name or uid (optionally :group)")
+    if not CRON_FILE_RE.match(str(v.get("cloud_backup_cron_file") or "")):
+        bad("cloud_backup_cron_file must be a file directly in /etc/cron.d whose name has only letters, digits, - and _ "
+            "(cron ignores names with a dot)")
+    username = str(v.get("cloud_backup_rest_username") or "")
+    if not username or ":" in username or any(c.isspace() for c in username):
+        bad("cloud_backup_rest_username must be non-empty, without ':' or blanks (HTTP basic authentication)")
+    for var in ("cloud_backup_restic_host", "cloud_backup_aai_user"):
+        value = str(v.get(var) or "")
+        if (value or var == "cloud_backup_restic_host") and (not value or any(c.isspace() for c in value)):
+            bad("%s must be a single word (no blanks)" % var)
+    if v.get("cloud_backup_docker_install"):
+        packages = v.get("cloud_backup_docker_packages") or []
+        if not packages or not all(PACKAGE_RE.match(str(p)) for p in packages):
+            bad("cloud_backup_docker_packages must list Debian package names when cloud_backup_docker_install is true")
+
     dest = v.get("cloud_backup_destination") or {}
     if dest.get("type") == "local" and not str(dest.get("path") or "").startswith("/"):
         bad("cloud_backup_destination.path must be an absolute host path for type local")
@@ -185,6 +217,20 @@ def cloud_backup_problems(v):
                 bad("cloud_backup_healthchecks_tags: %r must match [A-Za-z0-9][A-Za-z0-9._:-]*" % tag)
         if not 60 <= int(v.get("cloud_backup_healthchecks_grace") or 0) <= 31536000:
             bad("cloud_backup_healthchecks_grace must be 60..31536000 seconds")
+        prefix = str(v.get("cloud_backup_healthchecks_prefix") or "")
+        if not prefix or len(prefix) > 60:
+            bad("cloud_backup_healthchecks_prefix must be 1 to 60 characters (check names are at most 100)")
+        tz = str(v.get("cloud_backup_healthchecks_tz") or "")
+        try:
+            zoneinfo.ZoneInfo(tz)
+        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+            bad("cloud_backup_healthchecks_tz %r is not an IANA time zone such as UTC or Europe/Rome" % tz)
+        for channel in v.get("cloud_backup_healthchecks_channels") or []:
+            if not str(channel).strip() or "," in str(channel):
+                bad("cloud_backup_healthchecks_channels: %r must be one channel name or UUID" % channel)
+        ca_path = v.get("cloud_backup_healthchecks_ca_path")
+        if ca_path and not os.path.isfile(str(ca_path)):
+            bad("cloud_backup_healthchecks_ca_path %r is not a file on the controller" % ca_path)
     for var in schedules:
         err = _ofelia.schedule_error(v.get(var))
         if err:
