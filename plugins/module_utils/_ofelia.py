@@ -77,7 +77,7 @@ def _check_field(text, field):
             raise ScheduleError("%s: '?' is only allowed in the day fields" % name)
         return
     for part in text.split(","):
-        rng, _, step = part.partition("/")
+        rng, dummy, step = part.partition("/")
         if step and (not step.isdigit() or int(step) == 0):
             raise ScheduleError("%s: bad step '%s'" % (name, step))
         if rng in ("*", "?"):
