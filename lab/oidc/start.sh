@@ -60,7 +60,8 @@ make_ca() {
   openssl req -newkey rsa:2048 -nodes -keyout "${STATE}/server.key" -out "${STATE}/server.csr" \
     -subj "/CN=${LAB_OIDC_HOST}" 2>/dev/null
   printf 'subjectAltName=IP:127.0.0.1,DNS:localhost%s\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' \
-    "$([ "${LAB_OIDC_HOST}" = 127.0.0.1 ] || [ "${LAB_OIDC_HOST}" = localhost ] || printf ',DNS:%s' "${LAB_OIDC_HOST}")" \
+    "$([ "${LAB_OIDC_HOST}" = 127.0.0.1 ] || [ "${LAB_OIDC_HOST}" = localhost ] \
+       || { [[ "${LAB_OIDC_HOST}" =~ ^[0-9.]+$ ]] && printf ',IP:%s' "${LAB_OIDC_HOST}"; } || printf ',DNS:%s' "${LAB_OIDC_HOST}")" \
     >"${STATE}/server.ext"
   openssl x509 -req -in "${STATE}/server.csr" -CA "${STATE}/ca.pem" -CAkey "${STATE}/ca.key" -CAcreateserial \
     -days 825 -extfile "${STATE}/server.ext" -out "${STATE}/server.pem" 2>/dev/null

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import zoneinfo
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from ansible.errors import AnsibleFilterError
 
@@ -50,8 +51,14 @@ def _retention_args(retention):
 SUBSET_RE = re.compile(r"^(\d+(\.\d+)?%|\d+/\d+|\d+[KMGT]?)$")
 
 
-def cloud_backup_jobs(sources, backup_schedule, forget_schedule, retention, prune, check=None):
-    """The host's scheduled jobs: name, schedule and argv (run inside the backup container)."""
+def cloud_backup_jobs(sources, backup_schedule, forget_schedule, retention, prune, check=None, copies=None,
+                      refresh_token_check=None, copy_schedule=None):
+    """The host's scheduled jobs: name, schedule and argv (run inside the backup container).
+
+    copies: the secondary destinations ({name, schedule, retention}), each a `copy NAME` job when there are
+    sources (on its own schedule, else copy_schedule), which then applies its retention (else the primary's)
+    to the copies of this host;
+    refresh_token_check: {'enabled', 'schedule'}, the `check-refresh-token` job of an oidc-agent account."""
     jobs = []
     for src in sources:
         argv = ["backup", "--tag", src["name"]]
@@ -71,6 +78,14 @@ def cloud_backup_jobs(sources, backup_schedule, forget_schedule, retention, prun
                 raise AnsibleFilterError("cloud_backup_check_read_data_subset %r is not N%%, N/T or a size" % subset)
             argv += ["--read-data-subset", subset]
         jobs.append({"name": "check", "schedule": check["schedule"], "argv": argv, "command": " ".join(argv)})
+    for copy in (copies or []) if sources else []:
+        argv = ["copy", copy["name"]] + _retention_args(copy.get("retention") or retention) + (["--prune"] if prune else [])
+        jobs.append({"name": "copy-%s" % copy["name"], "schedule": copy.get("schedule") or copy_schedule, "argv": argv,
+                     "command": " ".join(argv)})
+    if refresh_token_check and refresh_token_check.get("enabled"):
+        argv = ["check-refresh-token"]
+        jobs.append({"name": "check-refresh-token", "schedule": refresh_token_check["schedule"], "argv": argv,
+                     "command": " ".join(argv)})
     return jobs
 
 
@@ -96,6 +111,80 @@ def cloud_backup_ping_urls(jobs, prefix, checks):
     return {job["name"]: (checks.get("%s-%s" % (prefix, job["name"])) or {}).get("ping_url") or "" for job in jobs}
 
 
+SECONDARY_RE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+DEST_TYPES = ("s3", "local", "rclone", "sftp", "rest", "infn")
+TOKEN_FILE = "/home/user/.local/state/cloud-backup/web-identity-token"
+DESTINATION_FILES = "/etc/cloud-backup/destinations"
+
+
+def _rest_url(dest):
+    """rest: repository URL of a restic REST server, with its credentials (restic masks them in output)."""
+    url = urlsplit(str(dest["url"]))
+    netloc = url.netloc.rsplit("@", 1)[-1]
+    if dest.get("username"):
+        netloc = "%s:%s@%s" % (quote(str(dest["username"]), safe=""), quote(str(dest.get("password") or ""), safe=""),
+                               netloc)
+    path = url.path if url.path.endswith("/") else url.path + "/"
+    return "rest:" + urlunsplit((url.scheme, netloc, path, "", ""))
+
+
+def cloud_backup_destination_env(dest, name="dest", hostname=""):
+    """The environment of one destination: the rclone remote NAME (RCLONE_CONFIG_<NAME>_*) and, for the
+    primary (name dest), BACKUP_BUCKET_PATH served by start-server (or RESTIC_REPOSITORY for type rest);
+    for a secondary, CLOUD_BACKUP_REPOSITORY_<NAME> (the repository its copy job writes to)."""
+    kind = dest.get("type")
+    prefix = "RCLONE_CONFIG_%s_" % name.upper()
+    env, path = {}, None
+    if kind in ("s3", "infn"):
+        env = {prefix + "TYPE": "s3",
+               prefix + "PROVIDER": dest.get("provider") or ("Ceph" if kind == "infn" else "Other"),
+               prefix + "ENDPOINT": dest["endpoint"], prefix + "ENV_AUTH": "true" if kind == "infn" else "false"}
+        if kind == "s3":
+            env[prefix + "ACCESS_KEY_ID"] = dest["access_key_id"]
+            env[prefix + "SECRET_ACCESS_KEY"] = dest["secret_access_key"]
+        else:
+            # Temporary keys from STS AssumeRoleWithWebIdentity on the S3 endpoint itself (rclone's env_auth:
+            # the AWS SDK's web-identity provider, refreshed when they expire); the token comes from oidc-agent.
+            env[prefix + "STS_ENDPOINT"] = dest.get("sts_endpoint") or dest["endpoint"]
+            role_arn = dest.get("role_arn") or "arn:aws:iam:::role/%s" % dest.get("role_name")
+            env.update({"AWS_ROLE_ARN": role_arn,
+                        "AWS_ROLE_SESSION_NAME": dest.get("role_session_name") or "cloud-backup-%s" % hostname,
+                        "AWS_WEB_IDENTITY_TOKEN_FILE": dest.get("token_file") or TOKEN_FILE,
+                        "INFN_TOKEN_SOURCE": "file" if dest.get("token_file") else "oidc",
+                        "OIDC_AUDIENCE": dest.get("audience") or None})
+        env[prefix + "REGION"] = dest.get("region") or ("us-east-1" if kind == "infn" else None)
+        path = "%s/%s" % (dest["bucket"], dest.get("path") or hostname)
+    elif kind == "local":
+        path = "/destination" if name == "dest" else "/destinations/%s" % name
+        env = {prefix + "TYPE": "local"}
+    elif kind == "sftp":
+        env = {prefix + "TYPE": "sftp", prefix + "HOST": dest["host"], prefix + "PORT": str(dest.get("port") or 22),
+               prefix + "USER": dest["user"],
+               prefix + "KEY_PEM": str(dest["private_key"]).strip().replace("\r", "").replace("\n", "\\n")}
+        if dest.get("known_hosts"):
+            env[prefix + "KNOWN_HOSTS_FILE"] = "%s/%s.known_hosts" % (DESTINATION_FILES, name)
+        path = dest.get("path") or hostname
+    elif kind == "rclone":
+        env = {prefix + str(k).upper(): v for k, v in (dest.get("options") or {}).items()}
+        path = dest.get("path") or ""
+    if name == "dest":
+        if kind == "rest":
+            return {"RESTIC_REPOSITORY": _rest_url(dest), "BACKUP_BUCKET_PATH": None}
+        env["BACKUP_BUCKET_PATH"] = path
+        return env
+    env["CLOUD_BACKUP_REPOSITORY_%s" % name.upper()] = (
+        _rest_url(dest) if kind == "rest" else "rclone:%s:%s" % (name, path))
+    return env
+
+
+def cloud_backup_destinations_env(primary, secondaries, hostname):
+    """The environment of the primary destination and of every secondary one."""
+    env = cloud_backup_destination_env(primary, "dest", hostname)
+    for dest in secondaries or []:
+        env.update(cloud_backup_destination_env(dest, dest["name"], hostname))
+    return env
+
+
 def _dotenv_value(name, value):
     text = "" if value is None else str(value)
     if "'" in text or "\n" in text or "\r" in text:
@@ -111,6 +200,62 @@ def cloud_backup_dotenv(env):
 def _is_placeholder(value):
     text = str(value or "").strip().lower()
     return text in PLACEHOLDERS or "changeme" in text.replace("_", "").replace("-", "") or text.startswith("<")
+
+
+OIDC_ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
+URL_RE = re.compile(r"^https?://[^/\s]+")
+
+
+def _destination_problems(dest, where, v):
+    """Problems of one destination (primary or secondary), each naming WHERE.KEY."""
+    problems = []
+    kind = dest.get("type")
+    if kind not in DEST_TYPES:
+        return ["%s.type %r must be one of %s" % (where, kind, ", ".join(DEST_TYPES))]
+    if kind == "local" and not str(dest.get("path") or "").startswith("/"):
+        problems.append("%s.path must be an absolute host path for type local" % where)
+    if kind in ("s3", "infn"):
+        if not URL_RE.match(str(dest.get("endpoint") or "")):
+            problems.append("%s.endpoint must be an http(s) URL" % where)
+        if not dest.get("bucket"):
+            problems.append("%s.bucket is required for type %s" % (where, kind))
+    if kind == "s3":
+        for key in ("access_key_id", "secret_access_key"):
+            if _is_placeholder(dest.get(key)):
+                problems.append("%s.%s is empty or a placeholder" % (where, key))
+    if kind == "infn":
+        if not dest.get("role_arn") and not dest.get("role_name"):
+            problems.append("%s.role_arn (or role_name) is required for type infn (the STS role to assume)" % where)
+        if dest.get("sts_endpoint") and not URL_RE.match(str(dest["sts_endpoint"])):
+            problems.append("%s.sts_endpoint must be an http(s) URL" % where)
+        if dest.get("token_file") and not str(dest["token_file"]).startswith("/"):
+            problems.append("%s.token_file must be an absolute path inside the container" % where)
+        if not dest.get("token_file") and not v.get("cloud_backup_oidc_account"):
+            problems.append("%s: type infn needs cloud_backup_oidc_account (the oidc-agent account whose access "
+                            "tokens are exchanged for S3 keys)" % where)
+    if kind == "rclone" and not (dest.get("options") or {}).get("type"):
+        problems.append("%s.options.type is required for type rclone (an rclone backend name)" % where)
+    if kind == "sftp":
+        for key in ("host", "user"):
+            if not dest.get(key):
+                problems.append("%s.%s is required for type sftp" % (where, key))
+        if "PRIVATE KEY-----" not in str(dest.get("private_key") or ""):
+            problems.append("%s.private_key must be a PEM private key (key authentication)" % where)
+        if not 1 <= int(dest.get("port") or 22) <= 65535:
+            problems.append("%s.port must be a port number (1-65535)" % where)
+    if kind == "rest":
+        if not URL_RE.match(str(dest.get("url") or "")):
+            problems.append("%s.url must be the http(s) URL of a restic REST server" % where)
+        if dest.get("username") and _is_placeholder(dest.get("password")):
+            problems.append("%s.password is empty or a placeholder" % where)
+    values = [(key, value) for key, value in dest.items()
+              if key not in ("private_key", "known_hosts", "options", "retention")]
+    values += [("options.%s" % key, value) for key, value in (dest.get("options") or {}).items()]
+    for key, value in values:
+        text = str(value if value is not None else "")
+        if "'" in text or "\n" in text or "\r" in text:
+            problems.append("%s.%s cannot hold a single quote or a line break (it goes to .env)" % (where, key))
+    return problems
 
 
 def cloud_backup_problems(v):
@@ -167,16 +312,60 @@ def cloud_backup_problems(v):
             bad("cloud_backup_docker_packages must list Debian package names when cloud_backup_docker_install is true")
 
     dest = v.get("cloud_backup_destination") or {}
-    if dest.get("type") == "local" and not str(dest.get("path") or "").startswith("/"):
-        bad("cloud_backup_destination.path must be an absolute host path for type local")
-    if dest.get("type") == "s3":
-        if not re.match(r"^https?://[^/\s]+", str(dest.get("endpoint") or "")):
-            bad("cloud_backup_destination.endpoint must be an http(s) URL")
-        for key in ("access_key_id", "secret_access_key"):
-            if _is_placeholder(dest.get(key)):
-                bad("cloud_backup_destination.%s is empty or a placeholder" % key)
-    if dest.get("type") == "rclone" and not (dest.get("options") or {}).get("type"):
-        bad("cloud_backup_destination.options.type is required for type rclone (an rclone backend name)")
+    for msg in _destination_problems(dest, "cloud_backup_destination", v):
+        bad(msg)
+    secondaries = v.get("cloud_backup_secondary_destinations") or []
+    names = set()
+    for i, sec in enumerate(secondaries):
+        where = "cloud_backup_secondary_destinations[%d]" % i
+        name = str(sec.get("name") or "")
+        if not SECONDARY_RE.match(name) or name == "dest":
+            bad("%s.name %r must match [a-z][a-z0-9]* (at most 16 characters, not dest)" % (where, name))
+        elif name in names:
+            bad("%s.name %r is used by two destinations: names must be unique" % (where, name))
+        names.add(name)
+        for msg in _destination_problems(sec, where, v):
+            bad(msg)
+        sec_retention = sec.get("retention") or {}
+        if not isinstance(sec_retention, dict):
+            bad("%s.retention must be a dict of restic forget options" % where)
+        else:
+            unknown = sorted(set(sec_retention) - RETENTION_KEYS)
+            if unknown:
+                bad("%s.retention: unknown option(s) %s" % (where, ", ".join(unknown)))
+            for key, value in sec_retention.items():
+                for item in value if isinstance(value, list) else [value]:
+                    if not str(item) or any(c.isspace() or c in "\"'\\%;#" for c in str(item)):
+                        bad("%s.retention.%s: %r is not a valid value" % (where, key, item))
+        if sec.get("schedule"):
+            err = _ofelia.schedule_error(sec["schedule"])
+            if err:
+                bad("%s.schedule: %s" % (where, err))
+            elif v.get("cloud_backup_scheduler") == "cron":
+                try:
+                    _ofelia.to_cron(sec["schedule"])
+                except _ofelia.ScheduleError as exc:
+                    bad("%s.schedule (cron scheduler): %s" % (where, exc))
+    if sum(1 for d in [dest] + list(secondaries) if d.get("type") == "infn") > 1:
+        bad("cloud_backup_secondary_destinations: at most one destination of type infn per host "
+            "(the STS role and token are per container)")
+    account = str(v.get("cloud_backup_oidc_account") or "")
+    if account:
+        if not OIDC_ACCOUNT_RE.match(account):
+            bad("cloud_backup_oidc_account %r must match [A-Za-z0-9][A-Za-z0-9._@+-]* (an oidc-agent short name)" % account)
+        if not v.get("cloud_backup_oidc_password"):
+            bad("cloud_backup_oidc_password must be set when cloud_backup_oidc_account is set (it encrypts the account)")
+    if not re.match(r"^https://[^/\s]+", str(v.get("cloud_backup_oidc_issuer", "https://iam.cloud.infn.it/") or "")):
+        bad("cloud_backup_oidc_issuer must be an https URL such as https://iam.cloud.infn.it/")
+    for var, default in (("cloud_backup_refresh_token_min_days", 7), ("cloud_backup_refresh_token_lifetime_days", 30)):
+        if int(v.get(var, default) or 0) < 1:
+            bad("%s must be at least 1 (days)" % var)
+    pack = v.get("cloud_backup_restic_pack_size")
+    if pack not in (None, "") and not (str(pack).isdigit() and (int(pack) == 0 or 4 <= int(pack) <= 128)):
+        bad("cloud_backup_restic_pack_size must be 0 (restic's default) or 4..128 (MiB)")
+    conc = v.get("cloud_backup_restic_read_concurrency")
+    if conc not in (None, "") and not (str(conc).isdigit() and int(conc) <= 64):
+        bad("cloud_backup_restic_read_concurrency must be 0 (restic's default) or 1..64")
 
     sources = v.get("cloud_backup_sources") or []
     seen = set()
@@ -204,6 +393,8 @@ def cloud_backup_problems(v):
 
     schedules = ["cloud_backup_backup_schedule", "cloud_backup_forget_schedule", "cloud_backup_log_cleanup_schedule",
                  "cloud_backup_check_schedule"]
+    schedules += [var for var in ("cloud_backup_copy_schedule", "cloud_backup_refresh_token_check_schedule")
+                  if v.get(var) is not None]
     subset = v.get("cloud_backup_check_read_data_subset")
     if subset and not SUBSET_RE.match(str(subset)):
         bad("cloud_backup_check_read_data_subset %r must be a percentage (5%%), a fraction (1/20) or a size (500M)" % subset)
@@ -273,5 +464,6 @@ class FilterModule:
             "cloud_backup_checks": cloud_backup_checks,
             "cloud_backup_ping_urls": cloud_backup_ping_urls,
             "cloud_backup_dotenv": cloud_backup_dotenv,
+            "cloud_backup_destinations_env": cloud_backup_destinations_env,
             "cloud_backup_problems": cloud_backup_problems,
         }

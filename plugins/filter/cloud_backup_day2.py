@@ -1,0 +1,258 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, infn_cloud.backup contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters of the day-2 playbooks (status, restore, restore drill, decommission): a host's repository as
+restic sees it from a one-off container, the fleet status verdicts, and the report as text and HTML."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import os
+import re
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.infn_cloud.backup.plugins.filter.cloud_backup import cloud_backup_destination_env
+
+VERDICTS = ("ok", "token expiring", "late", "failing")  # from best to worst
+
+
+def cloud_backup_abspath(path):
+    """A controller path: ~ expanded, a relative path taken from the directory ansible-playbook was run in."""
+    return os.path.abspath(os.path.expanduser(str(path)))
+
+
+def _dest_path(dest, host):
+    return "%s/%s" % (dest.get("bucket"), dest.get("path") or host)
+
+
+# Destination types whose repository a one-off container can open with the inventory's values alone:
+# infn needs the stack's oidc-agent token and sftp its known_hosts file.
+ONE_OFF_TYPES = ("s3", "local", "rclone", "rest")
+
+
+def cloud_backup_repository_env(dest, password, host):
+    """Environment of a one-off restic that opens the repository of `host` (its primary destination).
+
+    The rclone remote is the role's own (cloud_backup_destination_env, remote "dest"); restic reaches it with
+    its rclone backend (rclone:dest:<path>, restic starts `rclone serve restic --stdio` itself) instead of
+    the stack's REST server; a local destination is the host directory mounted at /destination.
+    """
+    if not isinstance(dest, dict) or not dest.get("type"):
+        raise AnsibleFilterError("cloud_backup_destination of %s is missing or has no type" % host)
+    if dest["type"] not in ONE_OFF_TYPES:
+        raise AnsibleFilterError("the repository of %s (destination type %s) can only be opened by its own backup stack; "
+                                 "types %s can be opened from any host" % (host, dest["type"], ", ".join(ONE_OFF_TYPES)))
+    if not password:
+        raise AnsibleFilterError("cloud_backup_restic_password of %s is not set" % host)
+    env = {k: str(v) for k, v in cloud_backup_destination_env(dest, "dest", host).items() if v is not None}
+    path = env.pop("BACKUP_BUCKET_PATH", None)
+    if "RESTIC_REPOSITORY" not in env:
+        env["RESTIC_REPOSITORY"] = "/destination" if dest["type"] == "local" else "rclone:dest:%s" % path
+    env["RESTIC_PASSWORD"] = str(password)
+    return env
+
+
+def cloud_backup_destination_label(dest, host):
+    """Where a host's repository lives, without secrets: s3:<endpoint>/<bucket>/<path>, local:<dir>, rclone:<type>:<path>."""
+    if not isinstance(dest, dict):
+        return "n/a"
+    if dest.get("type") in ("s3", "infn"):
+        return "%s:%s/%s" % (dest["type"], str(dest.get("endpoint", "")).rstrip("/"), _dest_path(dest, host))
+    if dest.get("type") == "local":
+        return "local:%s" % dest.get("path")
+    if dest.get("type") == "rclone":
+        return "rclone:%s:%s" % ((dest.get("options") or {}).get("type", "?"), dest.get("path") or "")
+    if dest.get("type") == "sftp":
+        return "sftp:%s@%s:%s" % (dest.get("user"), dest.get("host"), dest.get("path") or host)
+    if dest.get("type") == "rest":
+        return "rest:%s" % re.sub(r"://[^/@]+@", "://", str(dest.get("url") or ""))
+    return "n/a"
+
+
+def cloud_backup_epoch(stamp):
+    """Seconds since the epoch of an RFC 3339 time (restic's nanoseconds and any offset accepted); None for none."""
+    if not stamp:
+        return None
+    text = re.sub(r"\.(\d+)", lambda m: "." + (m.group(1) + "000000")[:6], str(stamp).strip()).replace("Z", "+00:00")
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise AnsibleFilterError("not an RFC 3339 time: %r" % stamp)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return when.timestamp()
+
+
+def cloud_backup_age(seconds):
+    """A duration in seconds as 3d4h, 5h12m or 42m (n/a for none)."""
+    if seconds is None:
+        return "n/a"
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return "%dd%dh" % (days, hours)
+    if hours:
+        return "%dh%02dm" % (hours, minutes)
+    return "%dm" % minutes
+
+
+def cloud_backup_size(num):
+    """Bytes in binary units (n/a for none)."""
+    if num is None:
+        return "n/a"
+    num = float(num)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if num < 1024 or unit == "TiB":
+            return ("%d %s" % (num, unit)) if unit == "B" else ("%.1f %s" % (num, unit))
+        num /= 1024
+    return "n/a"
+
+
+def cloud_backup_status_row(host, facts, now, max_age_hours=26, token_warn_days=7):
+    """One host's status and verdict from what the status playbook gathered.
+
+    facts: destination, running (bool), snapshots (restic_snapshots_info result or None), snapshots_error,
+    stored_bytes, checks (list of {name, status, last_ping}), prefix, days_left (float or None),
+    oidc (bool), oidc_error, drill (dict from drill.json or None).
+    Verdict, worst first: failing (stack down, repository unreadable, last restore drill failed),
+    late (no snapshot younger than max_age_hours, or a job's Healthchecks check down),
+    token expiring (refresh token expires within token_warn_days, or cannot be read), ok.
+    """
+    now = float(now)
+    reasons = {v: [] for v in VERDICTS}
+    snaps = facts.get("snapshots") or {}
+    items = snaps.get("snapshots") or []
+    latest = snaps.get("latest")
+    last_epoch = cloud_backup_epoch(latest["time"]) if latest else None
+    age = (now - last_epoch) if last_epoch is not None else None
+    # Per source (tag = source name, as the role's backup jobs tag them): the newest snapshot's size.
+    newest = {}
+    for snap in items:
+        key = tuple(snap.get("paths") or [])
+        newest[key] = snap  # oldest first: the last one wins
+    data_bytes = sum(((s.get("summary") or {}).get("total_bytes_processed") or 0) for s in newest.values()) if newest else None
+
+    if not facts.get("running"):
+        reasons["failing"].append("the backup container is not running")
+    if facts.get("snapshots_error"):
+        reasons["failing"].append("repository unreadable: %s" % facts["snapshots_error"])
+    elif not latest:
+        reasons["late"].append("no snapshot yet")
+    elif age > float(max_age_hours) * 3600:
+        reasons["late"].append("newest snapshot is %s old (limit %sh)" % (cloud_backup_age(age), max_age_hours))
+    prefix = facts.get("prefix") or host
+    jobs = []
+    for check in facts.get("checks") or []:
+        name = check.get("name") or ""
+        job = name[len(prefix) + 1:] if name.startswith(prefix + "-") else name
+        status = check.get("status") or "?"
+        jobs.append({"job": job, "status": status, "last_ping": check.get("last_ping")})
+        if status == "down":
+            (reasons["failing"] if job == "restore-drill" else reasons["late"]).append("check %s is down" % job)
+    if facts.get("checks_error"):
+        reasons["late"].append("Healthchecks unreadable: %s" % facts["checks_error"])
+    days_left = facts.get("days_left")
+    if facts.get("oidc"):
+        if days_left is None:
+            reasons["token expiring"].append("refresh token unreadable: %s" % (facts.get("oidc_error") or "no account"))
+        elif float(days_left) < float(token_warn_days):
+            reasons["token expiring"].append("refresh token expires in %.1f days" % float(days_left))
+    drill = facts.get("drill") or {}
+    if drill.get("last_result") == "failed":
+        reasons["failing"].append("last restore drill failed (%s)" % drill.get("last_run"))
+    verdict = "ok"
+    for name in VERDICTS:
+        if reasons[name]:
+            verdict = name
+    return {
+        "host": host,
+        "destination": facts.get("destination") or "n/a",
+        "last_snapshot": latest["time"] if latest else None,
+        "last_snapshot_id": latest["short_id"] if latest else None,
+        "age_seconds": int(age) if age is not None else None,
+        "age": cloud_backup_age(age),
+        "snapshots": len(items) if not facts.get("snapshots_error") else None,
+        "data_bytes": data_bytes,
+        "stored_bytes": facts.get("stored_bytes"),
+        "size": "%s / %s" % (cloud_backup_size(data_bytes), cloud_backup_size(facts.get("stored_bytes"))),
+        "checks": jobs,
+        "checks_text": " ".join("%s:%s" % (j["job"], j["status"]) for j in jobs) or "n/a",
+        "token_days_left": round(float(days_left), 1) if facts.get("oidc") and days_left is not None else None,
+        "token": ("%.1f d" % float(days_left)) if facts.get("oidc") and days_left is not None else ("?" if facts.get("oidc") else "n/a"),
+        "drill_last_passed": drill.get("last_passed"),
+        "verdict": verdict,
+        "reasons": [r for name in reversed(VERDICTS) for r in reasons[name]],
+    }
+
+
+COLUMNS = [("HOST", "host"), ("DESTINATION", "destination"), ("LAST SNAPSHOT", "last_snapshot"), ("AGE", "age"),
+           ("SIZE data/stored", "size"), ("SNAPS", "snapshots"), ("HEALTHCHECKS", "checks_text"),
+           ("TOKEN", "token"), ("DRILL PASSED", "drill_last_passed"), ("VERDICT", "verdict")]
+
+
+def _cell(row, key):
+    value = row.get(key)
+    if key == "last_snapshot" and value:
+        value = str(value)[:19].replace("T", " ")
+    if key == "drill_last_passed" and value:
+        value = str(value)[:16].replace("T", " ")
+    return "n/a" if value is None else str(value)
+
+
+def cloud_backup_status_table(rows):
+    """The fleet status as aligned text lines, one per host, then the reasons of hosts that are not ok."""
+    cells = [[title for title, dummy in COLUMNS]] + [[_cell(r, key) for dummy, key in COLUMNS] for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in cells]
+    bad = [r for r in rows if r["verdict"] != "ok"]
+    lines.append("%d host(s), %d ok, %d not ok" % (len(rows), len(rows) - len(bad), len(bad)))
+    for row in bad:
+        lines.append("%s: %s: %s" % (row["host"], row["verdict"], "; ".join(row["reasons"])))
+    return lines
+
+
+def cloud_backup_status_json(rows, generated):
+    return json.dumps({"generated": generated, "ok": all(r["verdict"] == "ok" for r in rows), "hosts": rows},
+                      indent=2, sort_keys=True) + "\n"
+
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top;font-size:.9em}
+th{background:#f0f0f0}.ok{background:#d9f2d9}.late,.token-expiring{background:#fff1c2}.failing{background:#f8d0d0}
+.reasons{color:#555;font-size:.85em}"""
+
+
+def cloud_backup_status_html(rows, generated):
+    """A self-contained HTML page (no external resources) of the fleet status."""
+    esc = html.escape
+    head = "".join("<th>%s</th>" % esc(title) for title, dummy in COLUMNS)
+    body = []
+    for row in rows:
+        cls = row["verdict"].replace(" ", "-")
+        cells = "".join("<td>%s</td>" % esc(_cell(row, key)) for dummy, key in COLUMNS[:-1])
+        reasons = "<div class=\"reasons\">%s</div>" % esc("; ".join(row["reasons"])) if row["reasons"] else ""
+        body.append("<tr class=\"%s\">%s<td><b>%s</b>%s</td></tr>" % (esc(cls), cells, esc(row["verdict"]), reasons))
+    bad = len([r for r in rows if r["verdict"] != "ok"])
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Backup status</title>"
+            "<style>%s</style></head><body><h1>Backup status of the fleet</h1><p>Generated %s: %d host(s), %d not ok.</p>"
+            "<table><thead><tr>%s</tr></thead><tbody>\n%s\n</tbody></table></body></html>\n"
+            % (CSS, esc(str(generated)), len(rows), bad, head, "\n".join(body)))
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "cloud_backup_abspath": cloud_backup_abspath,
+            "cloud_backup_repository_env": cloud_backup_repository_env,
+            "cloud_backup_destination_label": cloud_backup_destination_label,
+            "cloud_backup_epoch": cloud_backup_epoch,
+            "cloud_backup_status_row": cloud_backup_status_row,
+            "cloud_backup_status_table": cloud_backup_status_table,
+            "cloud_backup_status_json": cloud_backup_status_json,
+            "cloud_backup_status_html": cloud_backup_status_html,
+        }

@@ -1,0 +1,88 @@
+"""The day-2 filters: verdicts of the status report, restic times, the one-off repository environment."""
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.infn_cloud.backup.plugins.filter import cloud_backup_day2 as f
+
+NOW = 1_800_000_000.0
+
+
+def snap(age_hours, paths=("/backup/www",), size=1000, short="abcd1234"):
+    import datetime as dt
+    when = dt.datetime.fromtimestamp(NOW - age_hours * 3600, dt.timezone.utc)
+    return {"time": when.strftime("%Y-%m-%dT%H:%M:%S.000000000Z"), "short_id": short, "paths": list(paths),
+            "summary": {"total_bytes_processed": size}}
+
+
+def facts(**over):
+    base = {"running": True, "snapshots": {"snapshots": [snap(30), snap(2)], "latest": snap(2)},
+            "checks": [{"name": "h1-backup-www", "status": "up"}, {"name": "h1-forget", "status": "new"}],
+            "prefix": "h1", "oidc": False}
+    base.update(over)
+    return base
+
+
+def row(**over):
+    return f.cloud_backup_status_row("h1", facts(**over), NOW, 26, 7)
+
+
+def test_ok():
+    r = row()
+    assert r["verdict"] == "ok" and r["reasons"] == []
+    assert r["snapshots"] == 2 and r["age"] == "2h00m" and r["token"] == "n/a"
+    assert r["data_bytes"] == 1000  # newest snapshot of the one source only
+    assert r["checks_text"] == "backup-www:up forget:new"
+
+
+def test_late_on_a_down_check_or_an_old_snapshot():
+    r = row(checks=[{"name": "h1-backup-www", "status": "down"}])
+    assert r["verdict"] == "late" and r["reasons"] == ["check backup-www is down"]
+    old = snap(30)
+    assert row(snapshots={"snapshots": [old], "latest": old})["verdict"] == "late"
+    assert row(snapshots={"snapshots": [], "latest": None})["reasons"] == ["no snapshot yet"]
+
+
+def test_failing_beats_late_and_token():
+    r = row(running=False, checks=[{"name": "h1-backup-www", "status": "down"}], oidc=True, days_left=1.0)
+    assert r["verdict"] == "failing"
+    assert r["reasons"][0] == "the backup container is not running" and len(r["reasons"]) == 3
+    assert row(snapshots=None, snapshots_error="wrong password")["verdict"] == "failing"
+    assert row(drill={"last_result": "failed", "last_run": "x"})["verdict"] == "failing"
+    assert row(checks=[{"name": "h1-restore-drill", "status": "down"}])["verdict"] == "failing"
+
+
+def test_token_expiring():
+    assert row(oidc=True, days_left=3.2)["verdict"] == "token expiring"
+    assert row(oidc=True, days_left=20)["token"] == "20.0 d"
+    assert row(oidc=True, days_left=None)["verdict"] == "token expiring"
+    assert row(oidc=True, days_left=20)["verdict"] == "ok"
+
+
+def test_restic_times():
+    assert f.cloud_backup_epoch("2026-11-28T02:44:39.347841296Z") == f.cloud_backup_epoch("2026-11-28T03:44:39.347841+01:00")
+    assert f.cloud_backup_epoch(None) is None
+    with pytest.raises(AnsibleFilterError):
+        f.cloud_backup_epoch("yesterday")
+
+
+def test_repository_env_for_a_one_off_container():
+    dest = {"type": "s3", "endpoint": "http://s3:5000", "bucket": "b", "access_key_id": "k", "secret_access_key": "s"}
+    env = f.cloud_backup_repository_env(dest, "pw", "h1")
+    assert env["RESTIC_REPOSITORY"] == "rclone:dest:b/h1" and env["RESTIC_PASSWORD"] == "pw"
+    assert env["RCLONE_CONFIG_DEST_SECRET_ACCESS_KEY"] == "s" and "BACKUP_BUCKET_PATH" not in env
+    assert f.cloud_backup_repository_env({"type": "local", "path": "/r"}, "pw", "h1")["RESTIC_REPOSITORY"] == "/destination"
+    with pytest.raises(AnsibleFilterError, match="own backup stack"):
+        f.cloud_backup_repository_env({"type": "infn", "endpoint": "http://s3", "bucket": "b"}, "pw", "h1")
+    with pytest.raises(AnsibleFilterError, match="password"):
+        f.cloud_backup_repository_env(dest, "", "h1")
+    assert f.cloud_backup_destination_label(dest, "h1") == "s3:http://s3:5000/b/h1"
+
+
+def test_reports():
+    rows = [row(), row(running=False)]
+    lines = f.cloud_backup_status_table(rows)
+    assert lines[0].startswith("HOST") and "2 host(s), 1 ok, 1 not ok" in lines
+    page = f.cloud_backup_status_html([dict(rows[0], host="<b>")], "now")
+    assert "&lt;b&gt;" in page and "<b>" not in page.split("<tbody>")[1].split("</td>")[0]
+    assert '"ok": false' in f.cloud_backup_status_json(rows, "now")
