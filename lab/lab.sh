@@ -40,12 +40,17 @@ start_s3() {
   log "starting the S3 server (moto) at ${LAB_S3_IP}:5000 and 127.0.0.1:${LAB_S3_PORT_LOCAL}"
   docker run -d --name infn-lab-s3 --network "${LAB_NET}" --ip "${LAB_S3_IP}" \
     -p "127.0.0.1:${LAB_S3_PORT_LOCAL}:5000" --label infn-lab=1 "${S3_IMAGE}" >/dev/null
+  wait_http infn-lab-s3 "http://127.0.0.1:${LAB_S3_PORT_LOCAL}/" "the S3 server"
+}
+
+# wait_http CONTAINER URL WHAT: wait up to 30 s for URL to answer, else show CONTAINER's log and fail.
+wait_http() {
   for _ in $(seq 1 60); do
-    curl -fsS -o /dev/null "http://127.0.0.1:${LAB_S3_PORT_LOCAL}/" 2>/dev/null && return 0
+    curl -fsS -o /dev/null "$2" 2>/dev/null && return 0
     sleep 0.5
   done
-  docker logs infn-lab-s3 >&2
-  die "the S3 server did not answer"
+  docker logs "$1" >&2
+  die "$3 did not answer"
 }
 
 # The lab's Healthchecks: the project's faithful fake of the Management API and ping endpoints
@@ -59,12 +64,7 @@ start_healthchecks() {
     -v "${REPO_ROOT}/tests/fakes:/opt/fake:ro" -v "${LAB_ROOT}/healthchecks:/etc/fake:ro" \
     --entrypoint python3 "${S3_IMAGE}" /opt/fake/healthchecks_fake.py --host 0.0.0.0 --port 8000 \
     --config /etc/fake/config.json >/dev/null
-  for _ in $(seq 1 60); do
-    curl -fsS -o /dev/null "http://127.0.0.1:${LAB_HC_PORT_LOCAL}/_admin/checks" 2>/dev/null && return 0
-    sleep 0.5
-  done
-  docker logs infn-lab-hc >&2
-  die "the Healthchecks fake did not answer"
+  wait_http infn-lab-hc "http://127.0.0.1:${LAB_HC_PORT_LOCAL}/_admin/checks" "the Healthchecks fake"
 }
 
 # start_vm I: the VM infn-lab-vmI at 172.31.240.(100+I), with the lab's images loaded into its engine.
