@@ -89,12 +89,16 @@ state="$HOME/.local/state/oidc-agent"
 export OIDC_SOCK="$state/agent.sock"
 export OIDC_CONFIG_DIR="${OIDC_CONFIG_DIR:-$HOME/.config/oidc-agent}"
 flow_alive() {
-  # $1 = flow directory: the oidc-gen of the flow still runs (a recycled pid is not ours).
+  # $1 = flow directory: the shell running the flow (it writes rc before it exits) or its oidc-gen still
+  # runs; a recycled pid is not ours (its command line is checked).
   [ -f "$1/rc" ] && return 1
-  pid="$(cat "$1/pid" 2>/dev/null)" || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q oidc-gen
-}
-'''
+  for f in runner pid; do
+    pid="$(cat "$1/$f" 2>/dev/null)" || continue
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null \
+      && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -Eq 'oidc-gen|oidc-agent-account' && return 0
+  done
+  return 1
+}'''
 
 # Read-only: what exists (key=value lines; file contents base64-encoded). Used in check mode too.
 PROBE = r'''
@@ -118,11 +122,13 @@ fi
 if [ -d "$flow" ]; then
   echo "flow_kind=$(cat "$flow/kind" 2>/dev/null)"
   echo "flow_started=$(cat "$flow/started" 2>/dev/null)"
-  if [ -f "$flow/rc" ]; then
-    echo flow=finished; echo "flow_rc=$(cat "$flow/rc")"; echo "flow_finished=$(cat "$flow/finished" 2>/dev/null)"
-  elif flow_alive "$flow"; then
+  # rc is read after the liveness check: the runner writes rc and only then exits, so a flow found not alive
+  # either has its rc by now or died without one (stale).
+  if flow_alive "$flow"; then
     echo flow=running
-  elif [ ! -f "$flow/pid" ] && [ $(( $(date +%s) - $(cat "$flow/started" 2>/dev/null || echo 0) )) -lt 20 ]; then
+  elif [ -f "$flow/rc" ]; then
+    echo flow=finished; echo "flow_rc=$(cat "$flow/rc")"; echo "flow_finished=$(cat "$flow/finished" 2>/dev/null)"
+  elif [ ! -f "$flow/runner" ] && [ $(( $(date +%s) - $(cat "$flow/started" 2>/dev/null || echo 0) )) -lt 20 ]; then
     echo flow=running
   else
     echo flow=stale
@@ -131,6 +137,7 @@ if [ -d "$flow" ]; then
 else
   echo flow=none
 fi
+exit 0
 '''
 
 # The agent for scripts: reuse the one answering on the fixed socket, else start one.
@@ -184,6 +191,7 @@ if [ "$with_client" = 1 ]; then cat >"$flow/client.json"; fi
 RUN_FLOW = r'''
 name="$1"; shift; flow="$state/flows/$name"
 cd "$flow" || exit 1
+echo "$$" >runner
 if [ -z "${OIDC_ENCRYPTION_PW:-}" ]; then
   echo "Error: the encryption password is empty" >err; date +%s >finished; echo 91 >rc; exit 91
 fi
@@ -199,7 +207,10 @@ echo "$rc" >rc.tmp && mv rc.tmp rc
 
 END_FLOW = r'''
 flow="$state/flows/$1"
-if flow_alive "$flow"; then kill "$pid" 2>/dev/null; echo killed=1; fi
+if flow_alive "$flow"; then
+  # oidc-gen first (the runner would record its exit), then the runner
+  kill "$(cat "$flow/pid" 2>/dev/null)" "$(cat "$flow/runner" 2>/dev/null)" 2>/dev/null; echo killed=1
+fi
 rm -rf "$flow"
 '''
 

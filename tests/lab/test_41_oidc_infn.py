@@ -2,11 +2,12 @@
 on the lab network so that the VM's backup container reaches it) and the lab's INFN Cloud stand-in (moto
 answering S3 and STS, lab/sts/moto_sts.py):
 
-a host with an infn primary rolls out before its account exists: the role writes the OIDC settings, the agent
-runs in the container, the check-refresh-token job is scheduled, and the repository waits for the enrollment.
-(The enrollment of the role's container through playbooks/enroll.yml and check-refresh-token + renew.yml were
-tested here too; they were removed because the enrollment failed intermittently: "the device flow ended without
-a result". See the issue notes.)"""
+- a host with an infn primary rolls out before its account exists (the repository waits for the enrollment);
+- playbooks/enroll.yml enrolls the account in the role's own container (same name and password variables),
+  approved by the scripted user (lab/oidc/approve.mjs) from the playbook's own table;
+- the container's refresher feeds oidc-agent access tokens of that account to rclone's web-identity exchange;
+- check-refresh-token pings failure for an expiring refresh token, saying how to renew, and
+  playbooks/renew.yml fixes it."""
 
 import hashlib
 import json
@@ -174,3 +175,55 @@ def test_rollout_before_enrollment_waits_for_the_account(lab):
     assert '[job-exec "check-refresh-token"]' in vm_exec(VM, "cat /opt/cloud-backup/ofelia/config.ini").stdout
     # the agent runs in the container from its start, with no account yet
     assert vm_exec(VM, "docker exec cloud-backup pgrep -x oidc-agent", check=False).returncode == 0
+
+
+def test_enroll_playbook_enrolls_the_role_container(lab):
+    rc, approved, out = run_with_approval(lab["provider"], lab["inventory"], "playbooks/enroll.yml")
+    assert rc == 0 and len(approved) == 1, out[-5000:]
+    assert re.search(r"%s\s+approved" % HOST, out), out[-3000:]
+    # the rollout now creates the repository: the container's refresher feeds the account's tokens to STS
+    run = playbook("-i", str(lab["inventory"]), "--limit", HOST)
+    assert run.rc == 0, run.out[-5000:]
+    assert "is not enrolled yet" not in run.out
+    # the agent restarted with the container loads the account by itself, with the password from .env, and the
+    # new server's first request exchanges the token the refresher wrote
+    restarted = time.time()
+    vm_exec(VM, "docker restart cloud-backup >/dev/null")
+    time.sleep(3)
+    loaded = vm_exec(VM, "docker exec -u user cloud-backup oidc-add -a", check=False)
+    assert "cloud-backup" in loaded.stdout, loaded.stdout + loaded.stderr
+    res = job("backup-data", "backup --tag data --exclude-file /etc/cloud-backup/excludes/data /backup/data")
+    assert res.returncode == 0, res.stdout + res.stderr
+    exchanges = [e for e in http_json("http://%s:5000/_lab/events" % lab["sts_ip"]) if e["kind"] == "sts"]
+    assert exchanges and all(e["role_arn"] == "arn:aws:iam:::role/lab-backup" for e in exchanges)
+    # the token exchanged is the one the container's refresher wrote from oidc-agent, and a valid access
+    # token of the provider (its userinfo endpoint accepts it)
+    # (the file holds the token alone: a line break would be sent to STS as part of the token)
+    token = vm_exec(VM, "docker exec -u user cloud-backup sh -c 'cat \"$AWS_WEB_IDENTITY_TOKEN_FILE\"'").stdout
+    assert token and token == token.strip()
+    since = [e["token_sha256"] for e in exchanges if e["time"] > restarted]
+    assert since and set(since) == {hashlib.sha256(token.encode()).hexdigest()}, vm_exec(VM, "docker logs cloud-backup").stderr[-2000:]
+    provider = lab["provider"]
+    with urllib.request.urlopen(provider.issuer + ".well-known/openid-configuration", context=provider.ssl) as res:
+        userinfo = json.load(res)["userinfo_endpoint"]
+    req = urllib.request.Request(userinfo, headers={"Authorization": "Bearer " + token})
+    with urllib.request.urlopen(req, context=provider.ssl, timeout=10) as res:
+        assert res.status == 200 and json.load(res).get("sub")
+
+
+def test_check_refresh_token_pings_failure_then_renew_fixes_it(lab):
+    res = job("check-refresh-token", "check-refresh-token")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "days left" in res.stdout and "ansible-playbook infn_cloud.backup.renew" in res.stderr
+    last = pings("check-refresh-token")[-1]
+    assert last["type"] == "fail" and last["exitstatus"] == 1
+    assert "ansible-playbook infn_cloud.backup.renew" in last["body"] and PASSWORD not in last["body"]
+    lab["provider"].settings(refresh_token_ttl=30 * 86400)
+    rc, approved, out = run_with_approval(lab["provider"], lab["inventory"], "playbooks/renew.yml",
+                                          "-e", "renew_within_days=7")
+    assert rc == 0 and len(approved) == 1, out[-5000:]
+    res = job("check-refresh-token", "check-refresh-token")
+    assert res.returncode == 0, res.stdout + res.stderr
+    left = float(re.search(r"([\d.]+) days left", res.stdout).group(1))
+    assert 29 < left <= 30
+    assert pings("check-refresh-token")[-1]["type"] == "success"

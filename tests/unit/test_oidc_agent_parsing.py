@@ -258,3 +258,71 @@ def test_missing_docker_binary_is_a_clear_error():
     with pytest.raises(oa.OidcAgentError) as exc:
         agent.probe('cloud-backup')
     assert exc.value.error == 'not_found' and 'nonexistent' in exc.value.msg
+
+
+# ---------------------------------------------------------------- the flow's liveness (the real PROBE script)
+# oidc-gen ends a moment before the runner records its exit status: a probe in between must not call the flow
+# stale ("ended without a result"); that window widened under load and made enrollment fail intermittently.
+def _probe_in(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("oidc-gen", "oidc-add"):  # the PRELUDE needs oidc-gen on PATH; oidc-add -a: no agent
+        (bin_dir / tool).write_text("#!/bin/sh\nexit 1\n")
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ["PATH"]))
+    flow = tmp_path / ".local/state/oidc-agent/flows/acct"
+    flow.mkdir(parents=True)
+    (flow / "started").write_text("%d\n" % 1)
+    (flow / "kind").write_text("present\n")
+    (flow / "err").write_text("")
+    return flow, lambda: oa.OidcAgent(timeout=10).probe("acct")
+
+
+def test_probe_flow_running_while_the_runner_lives_after_oidc_gen_ended(tmp_path, monkeypatch):
+    import subprocess
+    flow, probe = _probe_in(tmp_path, monkeypatch)
+    gen = subprocess.Popen(["sh", "-c", "exit 0"])
+    gen.wait()
+    runner = subprocess.Popen(["sh", "-c", "sleep 30", "oidc-agent-account", "acct"])
+    try:
+        (flow / "pid").write_text("%d\n" % gen.pid)  # oidc-gen is gone
+        (flow / "runner").write_text("%d\n" % runner.pid)  # its runner has not written rc yet
+        assert probe()["flow"] == "running"
+        (flow / "finished").write_text("100\n")
+        (flow / "rc").write_text("0\n")
+        facts = probe()
+        assert facts["flow"] == "finished" and facts["flow_rc"] == 0
+    finally:
+        runner.kill()
+        runner.wait()
+
+
+def test_probe_flow_stale_when_runner_died_without_rc(tmp_path, monkeypatch):
+    import subprocess
+    flow, probe = _probe_in(tmp_path, monkeypatch)
+    dead = subprocess.Popen(["sh", "-c", "exit 0"])
+    dead.wait()
+    (flow / "pid").write_text("%d\n" % dead.pid)
+    (flow / "runner").write_text("%d\n" % dead.pid)
+    assert probe()["flow"] == "stale"
+
+
+def test_probe_ignores_a_recycled_pid(tmp_path, monkeypatch):
+    import subprocess
+    flow, probe = _probe_in(tmp_path, monkeypatch)
+    other = subprocess.Popen(["sleep", "30"])  # alive, but not a flow's process
+    try:
+        (flow / "pid").write_text("%d\n" % other.pid)
+        (flow / "runner").write_text("%d\n" % other.pid)
+        assert probe()["flow"] == "stale"
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_probe_of_a_flow_without_output_yet(tmp_path, monkeypatch):
+    flow, probe = _probe_in(tmp_path, monkeypatch)
+    (flow / "err").unlink()  # prepared, the runner not started yet: running for 20 s, not an error
+    (flow / "started").write_text("%d\n" % __import__("time").time())
+    assert probe()["flow"] == "running"
