@@ -33,7 +33,8 @@ options:
     default: true
   ca_path:
     description:
-      - PEM file with the CA certificate(s) to trust for the server's certificate, for a private CA.
+      - PEM file with the CA certificate(s) to trust for the server's certificate, for a private CA. A file that
+        cannot be read fails before any API call.
     type: path
   api_timeout:
     description:

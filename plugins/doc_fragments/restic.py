@@ -15,28 +15,33 @@ options:
       - When omitted, restic takes it from its own environment (inside the backup container that is the
         container's E(RESTIC_REPOSITORY)).
       - Keep credentials out of the URL; give them in O(environment).
+      - An empty value fails before restic runs.
     type: str
   password:
     description:
       - The repository password, passed as E(RESTIC_PASSWORD).
       - When neither O(password) nor O(password_file) is set, restic takes the password from its own
         environment (inside the backup container that is the container's E(RESTIC_PASSWORD)).
+      - An empty password fails before restic runs (restic refuses it too).
     type: str
   password_file:
     description:
       - A file holding the repository password, passed as E(RESTIC_PASSWORD_FILE).
       - The path is read by restic, so with O(container) it is a path inside the container.
+      - An absolute path; without O(container), a file that cannot be read fails before restic runs.
     type: path
   container:
     description:
-      - Run restic inside this running container through C(docker exec) (the docker CLI must be on the target).
+      - Run restic inside this running container through C(docker exec) (the docker CLI must be on the target),
+        given by name or id.
       - Secrets are handed over as C(-e NAME) flags without values; the values stay in the environment of
         the docker client.
       - When omitted, restic runs directly on the target.
     type: str
   container_user:
     description:
-      - The user C(docker exec) runs restic as (C(-u)); default is the container's own user.
+      - The user C(docker exec) runs restic as (C(-u)), a name or uid with an optional V(:group) or V(:gid);
+        default is the container's own user.
     type: str
   environment:
     description:
@@ -48,8 +53,8 @@ options:
     default: {}
   timeout:
     description:
-      - Seconds after which a restic call is terminated (killed 5 seconds later) and the task fails with
-        "backend unreachable or timed out".
+      - Seconds (at least 1) after which a restic call is terminated (killed 5 seconds later) and the task fails
+        with "backend unreachable or timed out".
       - restic itself retries an unreachable backend for up to 15 minutes; this bound keeps one dead
         endpoint from stalling a rollout.
     type: int

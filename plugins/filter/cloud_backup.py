@@ -363,6 +363,10 @@ def cloud_backup_problems(v):
     pack = v.get("cloud_backup_restic_pack_size")
     if pack not in (None, "") and not (str(pack).isdigit() and (int(pack) == 0 or 4 <= int(pack) <= 128)):
         bad("cloud_backup_restic_pack_size must be 0 (restic's default) or 4..128 (MiB)")
+    limit = v.get("cloud_backup_job_timeout", "23h")
+    if isinstance(limit, bool) or not re.match(r"^[0-9]+[smhd]?$", str(limit if limit is not None else "")):
+        bad("cloud_backup_job_timeout %r must be a number of seconds or a number with s, m, h or d (0: no limit)"
+            % (limit,))
     conc = v.get("cloud_backup_restic_read_concurrency")
     if conc not in (None, "") and not (str(conc).isdigit() and int(conc) <= 64):
         bad("cloud_backup_restic_read_concurrency must be 0 (restic's default) or 1..64")

@@ -14,11 +14,17 @@ from __future__ import annotations
 import email.utils
 import http.client
 import json
+import os
 import re
 import ssl
 import time
 import urllib.error
 import urllib.parse
+
+try:
+    import zoneinfo
+except ImportError:  # Python < 3.9: only the form of tz is checked here, the server checks the rest
+    zoneinfo = None
 
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.common.text.converters import to_text
@@ -46,6 +52,8 @@ FIELDS = STR_FIELDS + INT_FIELDS + BOOL_FIELDS + ("tags", "schedule", "tz", "cha
 MAX_LEN = {"name": 100, "slug": 100, "schedule": 100, "start_kw": 200, "success_kw": 200, "failure_kw": 200}
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 SLUG_RE = re.compile(r"^[a-z0-9-_]*$")
+TZ_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")
+KEY_RE = re.compile(r"[\s\x00-\x1f\x7f]")
 HINTS = {
     401: "check api_key: changes and channel lookups need the project's read-write key",
     403: "the check belongs to another project, or the project's check limit is reached",
@@ -148,6 +156,10 @@ class HealthchecksClient:
                  backoff=1.0, sleep=time.sleep):
         if not api_key:
             raise HealthchecksValidationError("api_key is required (or set HEALTHCHECKS_API_KEY)")
+        if KEY_RE.search(api_key):  # never echo it: it would reach an HTTP header (and a traceback) as it is
+            raise HealthchecksValidationError("api_key must be one word, without spaces or control characters")
+        if ca_path and not (os.path.isfile(ca_path) and os.access(ca_path, os.R_OK)):
+            raise HealthchecksValidationError("ca_path %r is not a readable file" % ca_path)
         if timeout is None or timeout <= 0:
             raise HealthchecksValidationError("api_timeout must be a positive number of seconds, got %r" % timeout)
         if retries is None or not 0 <= retries <= 10:
@@ -297,12 +309,27 @@ def schedule_error(schedule):
     return None
 
 
-def validate_check(spec, key="name"):
-    """Return the list of problems with one wanted check (empty when it is fine)."""
+_ZONES = []
+
+
+def tz_error(tz):
+    """tz must look like an IANA name and, where Python has a time zone database, be one of its names."""
+    if not _ZONES:
+        try:
+            _ZONES.append(zoneinfo.available_timezones() if zoneinfo else set())
+        except OSError:
+            _ZONES.append(set())
+    if not TZ_RE.match(tz) or (_ZONES[0] and tz not in _ZONES[0] and canonical_tz(tz) not in _ZONES[0]):
+        return "tz %r is not an IANA time zone such as Europe/Rome or UTC" % tz
+    return None
+
+
+def field_problems(spec):
+    """The problems of the fields given, each on its own (also the filters of healthchecks_check_info)."""
     errors = []
-    ident = spec.get(key)
-    if not isinstance(ident, str) or not ident:
-        errors.append("%s is required (it is the key that identifies the check)" % key)
+    for field in STR_FIELDS + ("schedule", "tz"):
+        if isinstance(spec.get(field), str) and "\x00" in spec[field]:
+            errors.append("%s must not contain a NUL character" % field)
     for field, limit in MAX_LEN.items():
         if spec.get(field) is not None and len(spec[field]) > limit:
             errors.append("%s is longer than %d characters" % (field, limit))
@@ -313,14 +340,14 @@ def validate_check(spec, key="name"):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or not MIN_PERIOD <= value <= MAX_PERIOD):
             errors.append("%s must be an integer from %d to %d seconds, got %r" % (field, MIN_PERIOD, MAX_PERIOD, value))
-    if spec.get("timeout") is not None and spec.get("schedule") is not None:
-        errors.append("timeout and schedule are mutually exclusive (a check is either simple or cron)")
-    if spec.get("tz") is not None and spec.get("schedule") is None:
-        errors.append("tz needs schedule (the server ignores it on simple checks)")
     if spec.get("methods") not in (None, "", "POST"):
         errors.append("methods must be '' or 'POST', got %r" % spec["methods"])
     if spec.get("schedule") is not None:
         err = schedule_error(spec["schedule"]) if spec["schedule"].strip() else "schedule must not be empty"
+        if err:
+            errors.append(err)
+    if spec.get("tz") is not None:
+        err = tz_error(spec["tz"])
         if err:
             errors.append(err)
     for tag in spec.get("tags") or []:
@@ -331,7 +358,21 @@ def validate_check(spec, key="name"):
         if "*" in channels and len(channels) > 1:
             errors.append("channels '*' (all) cannot be combined with other channels")
         if any(not c or "," in c for c in channels):
-            errors.append("channel names and UUIDs must be non-empty and without commas")
+            errors.append("channels: channel names and UUIDs must be non-empty and without commas")
+    return errors
+
+
+def validate_check(spec, key="name"):
+    """Return the list of problems with one wanted check (empty when it is fine)."""
+    errors = []
+    ident = spec.get(key)
+    if not isinstance(ident, str) or not ident:
+        errors.append("%s is required (it is the key that identifies the check)" % key)
+    errors += field_problems(spec)
+    if spec.get("timeout") is not None and spec.get("schedule") is not None:
+        errors.append("timeout and schedule are mutually exclusive (a check is either simple or cron)")
+    if spec.get("tz") is not None and spec.get("schedule") is None:
+        errors.append("tz needs schedule (the server ignores it on simple checks)")
     return errors
 
 
@@ -482,8 +523,10 @@ class CheckManager:
             errors += ["checks[%d] (%s): %s" % (index, spec.get(self.key), e) if len(specs) > 1 else e
                        for e in validate_check(spec, self.key)]
         keys = [spec.get(self.key) for spec in specs]
-        errors += ["%s %r is listed more than once" % (self.key, k) for k in sorted(set(
+        errors += ["%s %r is listed more than once in checks" % (self.key, k) for k in sorted(set(
             k for k in keys if k and keys.count(k) > 1))]
+        errors += ["orphan_tags must be non-empty and without spaces, got %r" % tag for tag in orphan_tags or []
+                   if not tag or tag != "".join(tag.split())]
         if orphan_state != "keep" and not orphan_tags:
             errors.append("orphan_tags must name at least one tag when orphan_state is %s "
                           "(otherwise every other check of the project would be an orphan)" % orphan_state)

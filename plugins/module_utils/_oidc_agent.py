@@ -46,6 +46,13 @@ DEFAULT_SCOPES = ['openid', 'profile', 'offline_access']
 STATE_DIR = '.local/state/oidc-agent'
 SOCKET_NAME = 'agent.sock'
 SHORTNAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$')
+# The checks of the options, before any tool runs (container and user: the same rules as the restic modules).
+CONTAINER = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+CONTAINER_USER = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.$-]*(:[A-Za-z0-9_][A-Za-z0-9_.$-]*)?$')
+CONTROL = re.compile(r'[\x00-\x1f\x7f]')
+HTTP_URL = re.compile(r'^https?://[^/\s]+(/\S*)?$')
+ABSOLUTE_URI = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*:\S+$')
+SCOPE_TOKEN = re.compile(r'^[\x21\x23-\x5b\x5d-\x7e]+$')  # RFC 6749 scope-token
 RESERVED_NAMES = ('issuer.config',)
 ESC = '\x1b'
 QR_LINE = re.compile('^[\\s\u2580-\u259f]*$')
@@ -604,3 +611,28 @@ def reauth_args(name):
 
 def valid_name(name):
     return bool(SHORTNAME.match(name or '')) and name not in RESERVED_NAMES
+
+
+def argument_problems(p):
+    """What is wrong with the options that go to the tools (never showing a secret); p['scopes'] already split."""
+    problems = ['%s must be one line, without control characters' % key
+                for key in ('client_id', 'client_secret', 'audience') if p[key] and CONTROL.search(p[key])]
+    if p['password'] and '\x00' in p['password']:
+        problems.append('password must not contain a NUL character')
+    if not HTTP_URL.match(p['issuer']) or CONTROL.search(p['issuer']):
+        problems.append('issuer %r must be an http(s) URL such as %s' % (p['issuer'], DEFAULT_ISSUER))
+    if not p['scopes']:
+        problems.append('scopes must name at least one scope, for example openid and offline_access')
+    problems += ['scopes: %r is not a valid scope (printable ASCII without spaces, quotes or backslashes)' % scope
+                 for scope in p['scopes'] if not SCOPE_TOKEN.match(scope)]
+    if p['redirect_uri'] and (not ABSOLUTE_URI.match(p['redirect_uri']) or CONTROL.search(p['redirect_uri'])):
+        problems.append('redirect_uri %r must be an absolute URI such as http://localhost:4242' % p['redirect_uri'])
+    if p['ca_file'] and (not p['ca_file'].startswith('/') or CONTROL.search(p['ca_file'])):
+        problems.append('ca_file %r must be an absolute path (where the tools run)' % p['ca_file'])
+    if p['container'] and not CONTAINER.match(p['container']):
+        problems.append('container %r is not a container name or id' % p['container'])
+    if p['container_user'] and not CONTAINER_USER.match(p['container_user']):
+        problems.append('container_user %r must be a user or uid, optionally :group or :gid' % p['container_user'])
+    if p['renew_within_days'] is not None and p['renew_within_days'] < 0:
+        problems.append('renew_within_days must be 0 or more')
+    return problems

@@ -35,6 +35,9 @@ MEANINGS[137] = MEANINGS[124] + ', killed'
 DOCKER_ERRORS = ('Error response from daemon', 'Cannot connect to the Docker daemon')
 KILL_AFTER = 5
 ENV_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+CONTAINER = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+CONTAINER_USER = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.$-]*(:[A-Za-z0-9_][A-Za-z0-9_.$-]*)?$')
+CONTROL = re.compile(r'[\x00-\x1f\x7f]')
 ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
 URL_USERINFO = re.compile(r'(://)[^/@\s]+@')
 
@@ -54,6 +57,38 @@ def restic_argument_spec():
 
 
 RESTIC_MUTUALLY_EXCLUSIVE = [('password', 'password_file')]
+
+
+def argument_problems(p):
+    """What is wrong with the common options, found before docker or restic runs. Never shows a secret, nor the
+    repository (it may hold credentials)."""
+    problems = []
+    if p['repository'] is not None and not p['repository'].strip():
+        problems.append("repository must not be empty (omit it to use restic's own RESTIC_REPOSITORY)")
+    elif p['repository'] is not None and CONTROL.search(p['repository']):
+        problems.append('repository must be one line, without control characters')
+    if p['password'] is not None and not p['password']:
+        problems.append("password must not be empty (omit it to use restic's own RESTIC_PASSWORD)")
+    elif p['password'] is not None and '\x00' in p['password']:
+        problems.append('password must not contain a NUL character')
+    if p['password_file'] is not None and not p['password_file'].startswith('/'):
+        problems.append('password_file must be an absolute path, got %r' % p['password_file'])
+    elif p['password_file'] is not None and not p['container'] and not (
+            os.path.isfile(p['password_file']) and os.access(p['password_file'], os.R_OK)):
+        problems.append('password_file %r is not a readable file' % p['password_file'])
+    if p['container'] and not CONTAINER.match(p['container']):
+        problems.append('container %r is not a container name or id' % p['container'])
+    if p['container_user'] and not CONTAINER_USER.match(p['container_user']):
+        problems.append('container_user %r must be a user or uid, optionally :group or :gid' % p['container_user'])
+    problems += ['environment: the value of %s contains a NUL character' % name
+                 for name, value in sorted((p['environment'] or {}).items()) if '\x00' in str(value)]
+    if p['timeout'] <= 0:
+        problems.append('timeout must be a positive number of seconds, got %d' % p['timeout'])
+    if not p['restic_binary'].strip():
+        problems.append('restic_binary must not be empty')
+    elif CONTROL.search(p['restic_binary']):
+        problems.append('restic_binary must be one line, without control characters')
+    return problems
 
 
 class ResticError(Exception):
@@ -167,6 +202,9 @@ def json_lines(text):
 
 def restic_from_module(module):
     p = module.params
+    problems = argument_problems(p)
+    if problems:
+        module.fail_json(msg='; '.join(problems))
     try:
         return Restic(repository=p['repository'], password=p['password'], password_file=p['password_file'],
                       container=p['container'], container_user=p['container_user'],

@@ -82,6 +82,7 @@ options:
     description:
       - IANA time zone of O(schedule), for example V(Europe/Rome). Legacy names are compared as the server stores
         them (V(Europe/Kiev) is V(Europe/Kyiv)). Needs O(schedule).
+      - A name unknown to the time zone database of the Python that runs the module fails before any API call.
     type: str
   channels:
     description:

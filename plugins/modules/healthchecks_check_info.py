@@ -13,6 +13,7 @@ description:
   - Lists the checks of a Healthchecks project with one C(GET checks/) call, optionally filtered by name, slug and tags.
   - Works with the project's read-only key; the server then leaves out C(uuid), C(ping_url), the other C(*_url)
     fields and C(channels), and adds C(unique_key).
+  - A filter that no check can match (see O(name), O(slug) and O(tags)) fails before any API call.
 author:
   - INFN Cloud backup contributors (@infn-cloud)
 extends_documentation_fragment:
@@ -29,15 +30,17 @@ attributes:
 options:
   name:
     description:
-      - Only the checks with exactly this name.
+      - Only the checks with exactly this name (at most 100 characters, like the names of checks).
     type: str
   slug:
     description:
-      - Only the checks with exactly this slug (also sent to the server as a filter).
+      - Only the checks with exactly this slug (also sent to the server as a filter); at most 100 characters of
+        V(a-z), V(0-9), V(-) and V(_), like the slugs of checks.
     type: str
   tags:
     description:
-      - Only the checks that carry all of these tags (also sent to the server as filters).
+      - Only the checks that carry all of these tags (also sent to the server as filters). Each tag is one word
+        without spaces.
     type: list
     elements: str
 """
@@ -85,7 +88,7 @@ checks:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.infn_cloud.backup.plugins.module_utils._healthchecks import (
-    HealthchecksError, client_from_params, connection_argument_spec)
+    HealthchecksError, client_from_params, connection_argument_spec, field_problems)
 
 
 def main():
@@ -95,6 +98,10 @@ def main():
         supports_check_mode=True,
     )
     name, slug, tags = module.params["name"], module.params["slug"], set(module.params["tags"] or [])
+    # A filter no check can match (a name too long, a slug or a tag no check can have) is a mistake, not "none".
+    problems = field_problems(dict(name=name, slug=slug, tags=sorted(tags)))
+    if problems:
+        module.fail_json(msg="; ".join(problems))
     try:
         checks = client_from_params(module.params).list_checks(tags=sorted(tags), slug=slug)
     except HealthchecksError as e:

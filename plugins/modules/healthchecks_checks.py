@@ -83,6 +83,7 @@ options:
         description:
           - IANA time zone of O(checks[].schedule), for example V(Europe/Rome); legacy names are compared as the
             server stores them (V(Europe/Kiev) is V(Europe/Kyiv)). Needs O(checks[].schedule).
+          - A name unknown to the time zone database of the Python that runs the module fails before any API call.
         type: str
       channels:
         description:
@@ -130,6 +131,7 @@ options:
     description:
       - Tags that mark the checks this list owns, for example V([web01, infn-backup]). A check carrying all of
         them that is not in O(checks) is an orphan. Required (non-empty) unless O(orphan_state=keep).
+      - Each tag is one word without spaces.
     type: list
     elements: str
     default: []

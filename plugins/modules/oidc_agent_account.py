@@ -62,39 +62,41 @@ options:
     default: present
   issuer:
     description:
-      - The OpenID Connect issuer URL of a new account. Ignored for existing accounts and for O(state=renewed),
-        which keep the issuer of their configuration (a different one only produces a warning).
+      - The OpenID Connect issuer URL (http or https) of a new account. Ignored for existing accounts and for
+        O(state=renewed), which keep the issuer of their configuration (a different one only produces a warning).
     type: str
     default: https://iam.cloud.infn.it/
   scopes:
     description:
       - Scopes requested for a new account. C(offline_access) is needed for a refresh token.
+      - At least one; each a scope token of RFC 6749 (printable ASCII without spaces, quotes or backslashes).
     type: list
     elements: str
     default: [openid, profile, offline_access]
   client_id:
     description:
-      - Client id of a client registered beforehand at the provider (it must allow the device code grant).
+      - Client id of a client registered beforehand at the provider (it must allow the device code grant),
+        one line.
       - When omitted, C(oidc-gen) registers a client dynamically.
     type: str
   client_secret:
     description:
-      - Secret of the client O(client_id). Handed to C(oidc-gen) in a 0600 file (C(oidc-gen --file)),
+      - Secret of the client O(client_id), one line. Handed to C(oidc-gen) in a 0600 file (C(oidc-gen --file)),
         never on a command line.
     type: str
   redirect_uri:
     description:
-      - Redirect URI registered for the client (C(oidc-gen --redirect-uri)), for example
+      - Redirect URI registered for the client (C(oidc-gen --redirect-uri)), an absolute URI, for example
         V(http://localhost:4242), which some providers' dynamic registration needs.
     type: str
   audience:
     description:
-      - Audience of the access tokens of a new account (C(oidc-gen --aud)), space-separated when several.
+      - Audience of the access tokens of a new account (C(oidc-gen --aud)), space-separated when several, one line.
     type: str
   ca_file:
     description:
       - CA bundle for TLS to the provider (C(oidc-gen --cp)), for a provider with a private CA.
-      - A path as seen by the tools, so inside the container with O(container).
+      - An absolute path as seen by the tools, so inside the container with O(container).
     type: str
   password:
     description:
@@ -104,14 +106,15 @@ options:
     type: str
   container:
     description:
-      - Run the oidc-agent tools inside this running container through C(docker exec) (the docker CLI must be
-        on the target). The password is handed over as a C(-e OIDC_ENCRYPTION_PW) flag without value.
+      - Run the oidc-agent tools inside this running container (by name or id) through C(docker exec) (the docker
+        CLI must be on the target). The password is handed over as a C(-e OIDC_ENCRYPTION_PW) flag without value.
       - The container should run an init that reaps the agent's children (compose C(init) V(true)).
       - When omitted, the tools run directly on the target.
     type: str
   container_user:
     description:
-      - The user C(docker exec) runs the tools as (C(-u)); default is the container's own user.
+      - The user C(docker exec) runs the tools as (C(-u)), a name or uid with an optional V(:group) or V(:gid);
+        default is the container's own user.
     type: str
   timeout:
     description:
@@ -136,7 +139,7 @@ options:
   renew_within_days:
     description:
       - With O(state=renewed), re-authenticate only when the refresh token expires within this many days;
-        otherwise the account is left unchanged. Default is to always re-authenticate.
+        otherwise the account is left unchanged (0 or more). Default is to always re-authenticate.
     type: int
 notes:
   - Requires oidc-agent 4.x (C(oidc-agent), C(oidc-gen), C(oidc-add), C(oidc-token)), C(sh) and coreutils
@@ -310,8 +313,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.infn_cloud.backup.plugins.module_utils._oidc_agent import (
-    DEFAULT_ISSUER, DEFAULT_SCOPES, OidcAgent, OidcAgentError, classify, excerpt, expiry, gen_args,
-    normalize_issuer, parse_device_prompt, reauth_args, valid_name)
+    DEFAULT_ISSUER, DEFAULT_SCOPES, OidcAgent, OidcAgentError, argument_problems, classify, excerpt, expiry,
+    gen_args, normalize_issuer, parse_device_prompt, reauth_args, valid_name)
 
 POLL_SECONDS = 1
 CLIENT_FILE = 'client.json'
@@ -583,6 +586,9 @@ def main():
         if p[key] <= 0:
             module.fail_json(msg='%s must be positive' % key, error='invalid_argument')
     p['scopes'] = [scope for item in p['scopes'] for scope in item.split()]
+    problems = argument_problems(p)
+    if problems:
+        module.fail_json(msg='; '.join(problems), error='invalid_argument')
     account = Account(module)
     try:
         getattr(account, p['state'])()

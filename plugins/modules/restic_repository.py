@@ -48,7 +48,7 @@ options:
   read_data_subset:
     description:
       - With O(state=checked), also read this subset of the data packs (C(--read-data-subset)),
-        for example V(5%), V(1/10) or V(500M).
+        for example V(5%), V(1/10) or V(500M). Other values fail before restic runs.
     type: str
 notes:
   - Compression is not a property of the repository in restic; it is chosen by each writing command
@@ -138,9 +138,26 @@ stderr:
   sample: "Fatal: wrong password or no key found"
 '''
 
+import re
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.infn_cloud.backup.plugins.module_utils._restic import (
     RESTIC_MUTUALLY_EXCLUSIVE, ResticError, json_lines, restic_argument_spec, restic_from_module)
+
+# restic check --read-data-subset: n/t, x% or a size with an optional unit (restic checks them the same way)
+SUBSET = re.compile(r'^(?:(\d+)/(\d+)|(\d*\.?\d+)%|(\d+)[bBkKmMgGtT]?)$')
+
+
+def subset_ok(value):
+    match = SUBSET.match(value)
+    if not match:
+        return False
+    part, total, percent, size = match.groups()
+    if part is not None:
+        return 1 <= int(part) <= int(total)
+    if percent is not None:
+        return 0 < float(percent) <= 100
+    return int(size) > 0
 
 
 def run_check(restic, subset):
@@ -167,6 +184,9 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    if p['read_data_subset'] is not None and not subset_ok(p['read_data_subset']):
+        module.fail_json(msg='read_data_subset %r must be n/t (1 <= n <= t), a percentage (above 0%% and at most 100%%) '
+                             'or a size such as 500M' % p['read_data_subset'])
     restic = restic_from_module(module)
     changed = False
     try:

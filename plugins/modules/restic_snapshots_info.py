@@ -29,17 +29,17 @@ attributes:
 options:
   host:
     description:
-      - Only snapshots taken on this host (C(--host)).
+      - Only snapshots taken on this host (C(--host)), a single word.
     type: str
   tags:
     description:
-      - Only snapshots carrying all of these tags (C(--tag a,b)).
+      - Only snapshots carrying all of these tags (C(--tag a,b)), so a tag cannot contain a comma.
     type: list
     elements: str
     default: []
   paths:
     description:
-      - Only snapshots including all of these paths (C(--path)).
+      - Only snapshots including all of these absolute paths (C(--path)).
     type: list
     elements: str
     default: []
@@ -154,6 +154,15 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    problems = []
+    if p['host'] is not None and re.search(r'[\s\x00-\x1f\x7f]', p['host']):
+        problems.append('host %r must be a single word' % p['host'])
+    problems += ["tags: %r must be one tag, without commas (give a list)" % tag for tag in p['tags']
+                 if not tag or re.search(r'[,\x00-\x1f\x7f]', tag)]
+    problems += ["paths: %r must be an absolute path" % path for path in p['paths']
+                 if not path.startswith('/') or '\x00' in path]
+    if problems:
+        module.fail_json(msg='; '.join(problems))
     args = ['snapshots'] + (['--host', p['host']] if p['host'] else []) + (['--tag', ','.join(p['tags'])] if p['tags'] else [])
     for path in p['paths']:
         args += ['--path', path]

@@ -134,9 +134,9 @@ def test_bad_input_fails_before_any_call(tmp_path, hc):
 
 def error_case(hc, case):
     """Arrange the fake for one error case; return (module args, expected status, message parts)."""
-    if case == "400":
-        return dict(name="a", schedule="* * * * *", tz="Mars/Olympus"), 400, [
-            "HTTP 400", "json validation error: tz is not a valid timezone"]
+    if case == "400":  # an OnCalendar expression: the module leaves those to the server
+        return dict(name="a", schedule="every day"), 400, [
+            "HTTP 400", "json validation error: schedule is not a valid cron or OnCalendar expression"]
     if case == "401":
         return dict(name="a", api_key="z" * 32), 401, ["HTTP 401", "wrong api key"]
     if case == "403":
@@ -181,10 +181,10 @@ def test_retries_recover(tmp_path, hc):
 
 
 def test_api_key_never_in_output_at_vvv(tmp_path, hc):
-    for args in (BACKUP, dict(BACKUP, grace=10), dict(name="b", schedule="* * * * *", tz="Nowhere/X")):
+    for args in (BACKUP, dict(BACKUP, grace=10), dict(name="b", schedule="every day")):
         rc, _res, out = play(tmp_path, hc, "healthchecks_check", args, verbosity=3, diff=True)
         assert "under test" in out and hc.api_key not in out
-    assert "tz is not a valid timezone" in out
+    assert "schedule is not a valid cron or OnCalendar expression" in out
     env = {"HEALTHCHECKS_API_URL": hc.url, "HEALTHCHECKS_API_KEY": hc.api_key}
     rc, _res, out = play(tmp_path, hc, "healthchecks_checks", dict(checks=[BACKUP]), env=env, connection=False,
                          verbosity=3)

@@ -248,6 +248,8 @@ def test_client_options_are_validated(hc, kw, message):
     ({"name": "a", "channels": ["*", "ops-email"]}, "cannot be combined"),
     ({"name": "a", "channels": ["a,b"]}, "without commas"),
     ({"name": "a", "start_kw": "k" * 201}, "start_kw is longer than 200"),
+    ({"name": "a", "schedule": "* * * * *", "tz": "Mars/Olympus"}, "tz 'Mars/Olympus' is not an IANA time zone"),
+    ({"name": "a", "desc": "a\x00b"}, "desc must not contain a NUL character"),
 ])
 def test_validate_check_rejects(spec, message):
     assert any(message in e for e in validate_check(spec)), validate_check(spec)
@@ -255,6 +257,8 @@ def test_validate_check_rejects(spec, message):
 
 def test_validate_check_accepts_good_specs():
     assert validate_check({"slug": "web01-backup_home", "grace": 60, "timeout": 31536000}, key="slug") == []
+    for tz in ("UTC", "Europe/Rome", "Europe/Kiev", "America/Argentina/Buenos_Aires", "Etc/GMT+1"):
+        assert validate_check({"name": "a", "schedule": "* * * * *", "tz": tz}) == [], tz
     for schedule in ("*/15 2-5 1,15 jan-mar mon-fri", "0 3 L * *", "0 3 * * 5#2", "0 3 ? * 7", "daily",
                      "Mon..Fri *-*-* 02:00", "30 2 * * *\n"):
         assert schedule_error(schedule) is None, schedule
