@@ -316,9 +316,11 @@ def tz_error(tz):
     """tz must look like an IANA name and, where Python has a time zone database, be one of its names."""
     if not _ZONES:
         try:
-            _ZONES.append(zoneinfo.available_timezones() if zoneinfo else set())
+            zones = zoneinfo.available_timezones() if zoneinfo else set()
         except OSError:
-            _ZONES.append(set())
+            zones = set()
+        # a database older than the server's may lack the new name of a renamed zone
+        _ZONES.append(zones | set(TZ_ALIASES.values()) if zones else zones)
     if not TZ_RE.match(tz) or (_ZONES[0] and tz not in _ZONES[0] and canonical_tz(tz) not in _ZONES[0]):
         return "tz %r is not an IANA time zone such as Europe/Rome or UTC" % tz
     return None

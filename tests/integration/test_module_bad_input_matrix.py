@@ -331,12 +331,13 @@ def test_the_good_options_reach_the_server_or_the_tools(sandbox, module):
     result, output = sandbox.run(module, sandbox.base(module), check_mode=module == "oidc_agent_account")
     assert result and not result.get("failed"), output
     assert sandbox.touched(), "the module called nothing: the matrix would prove nothing"
-    sandbox.hc.clear_requests()
-    sandbox.calls.unlink(missing_ok=True)
-    if module.startswith("restic_"):  # through docker exec too
-        result, output = sandbox.run(module, dict(sandbox.base(module), container="cloud-backup", container_user="user"))
-        assert result and not result.get("failed"), output
-        assert sandbox.touched() and set(sandbox.touched()) == {"ran %s exec -i" % (sandbox.bin / "docker")}
+    if module.startswith("restic_"):  # with a password file, and through docker exec
+        for other, called in ((dict(password=None, password_file=str(sandbox.password_file)), sandbox.bin / "restic"),
+                              (dict(container="cloud-backup", container_user="user"), sandbox.bin / "docker")):
+            sandbox.calls.unlink()
+            result, output = sandbox.run(module, dict(sandbox.base(module), **other))
+            assert result and not result.get("failed"), output
+            assert sandbox.touched() and {line.split()[1] for line in sandbox.touched()} == {str(called)}
 
 
 def secret_parts(value):
