@@ -35,6 +35,7 @@ HC = "http://127.0.0.1:58000"
 CA = "/etc/cloud-backup/destinations/oidc-ca.pem"
 CODE_ROW = re.compile(r'^\s*"(\S+)\s+([A-Z0-9]{4}-[A-Z0-9]{4})\s+(https://\S+?)",?\s*$')
 BIN = os.path.dirname(sys.executable)
+OUTPUTS = []  # every ansible run of this module, all at -vvv: searched for secrets by the last test
 
 
 def docker(*args, check=True, timeout=300):
@@ -100,7 +101,7 @@ def lab_address(container):
 
 def run_with_approval(provider, inventory, path, *extra):
     """A playbook that prints the fleet's table of codes; the scripted user approves each code it shows."""
-    argv = [os.path.join(BIN, "ansible-playbook"), "-i", LAB_INVENTORY, "-i", str(inventory), path, "--limit", HOST,
+    argv = [os.path.join(BIN, "ansible-playbook"), "-vvv", "-i", LAB_INVENTORY, "-i", str(inventory), path, "--limit", HOST,
             "-e", "enroll_deadline=240 enroll_poll_seconds=1"] + list(extra)
     proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
@@ -114,7 +115,14 @@ def run_with_approval(provider, inventory, path, *extra):
     proc.wait(timeout=600)
     text = "".join(out)
     assert PASSWORD not in text
+    OUTPUTS.append(text)
     return proc.returncode, approved, text
+
+
+def rollout(lab):
+    run = playbook("-vvv", "-i", str(lab["inventory"]), "--limit", HOST)
+    OUTPUTS.append(run.out)
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +171,7 @@ def lab(tmp_path_factory):
 
 
 def test_rollout_before_enrollment_waits_for_the_account(lab):
-    run = playbook("-i", str(lab["inventory"]), "--limit", HOST)
+    run = rollout(lab)
     assert run.rc == 0, run.out[-5000:]
     assert "is not enrolled yet" in run.out
     assert PASSWORD not in run.out
@@ -182,7 +190,7 @@ def test_enroll_playbook_enrolls_the_role_container(lab):
     assert rc == 0 and len(approved) == 1, out[-5000:]
     assert re.search(r"%s\s+approved" % HOST, out), out[-3000:]
     # the rollout now creates the repository: the container's refresher feeds the account's tokens to STS
-    run = playbook("-i", str(lab["inventory"]), "--limit", HOST)
+    run = rollout(lab)
     assert run.rc == 0, run.out[-5000:]
     assert "is not enrolled yet" not in run.out
     # the agent restarted with the container loads the account by itself, with the password from .env, and the
@@ -227,3 +235,34 @@ def test_check_refresh_token_pings_failure_then_renew_fixes_it(lab):
     left = float(re.search(r"([\d.]+) days left", res.stdout).group(1))
     assert 29 < left <= 30
     assert pings("check-refresh-token")[-1]["type"] == "success"
+
+
+def test_no_secret_in_any_output_and_secret_files_private(lab):
+    """The rollout, the enrollment, the backups and the renewal above ran at -vvv: none of their output holds the
+    oidc-agent password, the restic password, the refresh token or an access token; the files holding them are
+    0600 (in 0700 directories) and belong to the container's user (uid 1000) or root."""
+    assert len(OUTPUTS) >= 4
+    # the test reads them from the VM (the password on this test's own docker argv, never the role's)
+    show = vm_exec(VM, "docker exec -u user -e OIDC_ENCRYPTION_PW=%s cloud-backup oidc-gen -p cloud-backup --pw-env"
+                       " </dev/null" % PASSWORD)
+    account = json.loads(show.stdout[show.stdout.index("{"):])
+    access = vm_exec(VM, "docker exec -u user cloud-backup sh -c 'cat \"$AWS_WEB_IDENTITY_TOKEN_FILE\"'").stdout
+    env = dict(line.split("=", 1) for line in vm_exec(VM, "cat /opt/cloud-backup/.env").stdout.splitlines()
+               if "=" in line and not line.startswith("#"))
+    secrets = {"oidc password": PASSWORD, "restic password": env["RESTIC_PASSWORD"].strip("'"),
+               "access token": access, "refresh token": account["refresh_token"]}
+    secrets.update({name: value.strip("'") for name, value in env.items() if name.startswith("HC_PING_")})
+    assert len(secrets) > 5 and all(len(value) > 8 for value in secrets.values()), sorted(secrets)
+    for text in OUTPUTS:
+        leaked = [name for name, value in secrets.items() if value in text]
+        assert not leaked, leaked
+    files = vm_exec(VM, "stat -c '%a %u %n' /opt/cloud-backup/.env; docker exec cloud-backup sh -c "
+                        "'stat -c \"%a %u %n\" /home/user/.config/oidc-agent/cloud-backup "
+                        "/home/user/.config/oidc-agent \"$AWS_WEB_IDENTITY_TOKEN_FILE\"'").stdout.split("\n")
+    modes = {line.split()[2]: (line.split()[0], line.split()[1]) for line in files if line.strip()}
+    assert modes["/opt/cloud-backup/.env"] == ("600", "0"), modes
+    assert modes["/home/user/.config/oidc-agent/cloud-backup"] == ("600", "1000"), modes
+    assert modes["/home/user/.config/oidc-agent"] == ("700", "1000"), modes
+    token_file = [name for name in modes if name not in ("/opt/cloud-backup/.env", "/home/user/.config/oidc-agent",
+                                                         "/home/user/.config/oidc-agent/cloud-backup")][0]
+    assert modes[token_file] == ("600", "1000"), modes
