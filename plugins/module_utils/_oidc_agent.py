@@ -29,10 +29,11 @@ import binascii
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 from datetime import datetime, timezone
+
+from ansible_collections.infn_cloud.backup.plugins.module_utils._process import run_bounded
 
 try:
     from urllib.parse import quote
@@ -472,23 +473,9 @@ class OidcAgent:
         argv, env = self.command(script, args, secret=secret, stdin=stdin is not None)
         limit = self.timeout + 2 * KILL_AFTER
         try:
-            proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding='utf-8',
-                                    errors='replace')
+            rc, stdout, stderr = run_bounded(argv, env, limit, stdin=stdin, kill_after=KILL_AFTER)
         except OSError as exc:
             raise OidcAgentError('not_found', '%s: %s: %s' % (what, argv[0], exc.strerror), 127)
-        try:
-            stdout, stderr = proc.communicate(stdin, timeout=limit)
-            rc = proc.returncode
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                stdout, stderr = proc.communicate(timeout=KILL_AFTER)
-                rc = 124
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                stdout, stderr = proc.communicate()
-                rc = 137
         if rc not in accept:
             raise self.error(rc, stderr, what)
         return rc, stdout, stderr

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
+
+from ansible_collections.infn_cloud.backup.plugins.module_utils._process import run_bounded
 
 MEANINGS = {
     0: 'ok',
@@ -157,22 +157,9 @@ class Restic:
         # Inside a container `timeout` bounds restic; this outer bound only guards a hung docker client.
         limit = self.timeout + (2 * KILL_AFTER if self.container else 0)
         try:
-            proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, encoding='utf-8', errors='replace')
+            rc, stdout, stderr = run_bounded(argv, env, limit, kill_after=KILL_AFTER)
         except OSError as exc:
             raise ResticError(127, MEANINGS[127], self.scrub('%s: %s' % (argv[0], exc.strerror)))
-        try:
-            stdout, stderr = proc.communicate(timeout=limit)
-            rc = proc.returncode
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                stdout, stderr = proc.communicate(timeout=KILL_AFTER)
-                rc = 124
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                stdout, stderr = proc.communicate()
-                rc = 137
         if rc not in accept:
             raise ResticError(rc, self.meaning(rc, stderr), self.excerpt(stderr))
         return rc, stdout, stderr
