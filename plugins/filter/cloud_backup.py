@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.infn_cloud.backup.plugins.module_utils import _ofelia
+from ansible_collections.infn_cloud.backup.plugins.module_utils._restic import read_data_subset_ok
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -48,9 +49,6 @@ def _retention_args(retention):
     return args
 
 
-SUBSET_RE = re.compile(r"^(\d+(\.\d+)?%|\d+/\d+|\d+[KMGT]?)$")
-
-
 def cloud_backup_jobs(sources, backup_schedule, forget_schedule, retention, prune, check=None, copies=None,
                       refresh_token_check=None, copy_schedule=None):
     """The host's scheduled jobs: name, schedule and argv (run inside the backup container).
@@ -74,7 +72,7 @@ def cloud_backup_jobs(sources, backup_schedule, forget_schedule, retention, prun
         argv = ["check"]
         if check.get("read_data_subset"):
             subset = str(check["read_data_subset"])
-            if not SUBSET_RE.match(subset):
+            if not read_data_subset_ok(subset):
                 raise AnsibleFilterError("cloud_backup_check_read_data_subset %r is not N%%, N/T or a size" % subset)
             argv += ["--read-data-subset", subset]
         jobs.append({"name": "check", "schedule": check["schedule"], "argv": argv, "command": " ".join(argv)})
@@ -400,7 +398,7 @@ def cloud_backup_problems(v):
     schedules += [var for var in ("cloud_backup_copy_schedule", "cloud_backup_refresh_token_check_schedule")
                   if v.get(var) is not None]
     subset = v.get("cloud_backup_check_read_data_subset")
-    if subset and not SUBSET_RE.match(str(subset)):
+    if subset and not read_data_subset_ok(subset):
         bad("cloud_backup_check_read_data_subset %r must be a percentage (5%%), a fraction (1/20) or a size (500M)" % subset)
     if v.get("cloud_backup_healthchecks_api_url"):
         if not re.match(r"^https?://[^/\s]+", str(v["cloud_backup_healthchecks_api_url"])):

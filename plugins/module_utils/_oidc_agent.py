@@ -33,7 +33,8 @@ import subprocess
 import time
 from datetime import datetime, timezone
 
-from ansible_collections.infn_cloud.backup.plugins.module_utils._process import run_bounded
+from ansible_collections.infn_cloud.backup.plugins.module_utils._process import (
+    CONTROL, container_problems, run_bounded)
 
 try:
     from urllib.parse import quote
@@ -48,9 +49,6 @@ STATE_DIR = '.local/state/oidc-agent'
 SOCKET_NAME = 'agent.sock'
 SHORTNAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$')
 # The checks of the options, before any tool runs (container and user: the same rules as the restic modules).
-CONTAINER = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
-CONTAINER_USER = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.$-]*(:[A-Za-z0-9_][A-Za-z0-9_.$-]*)?$')
-CONTROL = re.compile(r'[\x00-\x1f\x7f]')
 HTTP_URL = re.compile(r'^https?://[^/\s]+(/\S*)?$')
 ABSOLUTE_URI = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*:\S+$')
 SCOPE_TOKEN = re.compile(r'^[\x21\x23-\x5b\x5d-\x7e]+$')  # RFC 6749 scope-token
@@ -616,10 +614,7 @@ def argument_problems(p):
         problems.append('redirect_uri %r must be an absolute URI such as http://localhost:4242' % p['redirect_uri'])
     if p['ca_file'] and (not p['ca_file'].startswith('/') or CONTROL.search(p['ca_file'])):
         problems.append('ca_file %r must be an absolute path (where the tools run)' % p['ca_file'])
-    if p['container'] and not CONTAINER.match(p['container']):
-        problems.append('container %r is not a container name or id' % p['container'])
-    if p['container_user'] and not CONTAINER_USER.match(p['container_user']):
-        problems.append('container_user %r must be a user or uid, optionally :group or :gid' % p['container_user'])
+    problems += container_problems(p['container'], p['container_user'])
     if p['renew_within_days'] is not None and p['renew_within_days'] < 0:
         problems.append('renew_within_days must be 0 or more')
     return problems

@@ -15,7 +15,8 @@ import json
 import os
 import re
 
-from ansible_collections.infn_cloud.backup.plugins.module_utils._process import run_bounded
+from ansible_collections.infn_cloud.backup.plugins.module_utils._process import (
+    CONTROL, container_problems, run_bounded)
 
 MEANINGS = {
     0: 'ok',
@@ -35,9 +36,6 @@ MEANINGS[137] = MEANINGS[124] + ', killed'
 DOCKER_ERRORS = ('Error response from daemon', 'Cannot connect to the Docker daemon')
 KILL_AFTER = 5
 ENV_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
-CONTAINER = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
-CONTAINER_USER = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.$-]*(:[A-Za-z0-9_][A-Za-z0-9_.$-]*)?$')
-CONTROL = re.compile(r'[\x00-\x1f\x7f]')
 ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
 URL_USERINFO = re.compile(r'(://)[^/@\s]+@')
 
@@ -76,10 +74,7 @@ def argument_problems(p):
     elif p['password_file'] is not None and not p['container'] and not (
             os.path.isfile(p['password_file']) and os.access(p['password_file'], os.R_OK)):
         problems.append('password_file %r is not a readable file' % p['password_file'])
-    if p['container'] and not CONTAINER.match(p['container']):
-        problems.append('container %r is not a container name or id' % p['container'])
-    if p['container_user'] and not CONTAINER_USER.match(p['container_user']):
-        problems.append('container_user %r must be a user or uid, optionally :group or :gid' % p['container_user'])
+    problems += container_problems(p['container'], p['container_user'])
     problems += ['environment: the value of %s contains a NUL character' % name
                  for name, value in sorted((p['environment'] or {}).items()) if '\x00' in str(value)]
     if p['timeout'] <= 0:
@@ -89,6 +84,23 @@ def argument_problems(p):
     elif CONTROL.search(p['restic_binary']):
         problems.append('restic_binary must be one line, without control characters')
     return problems
+
+
+# restic check --read-data-subset: n/t, x% or a size with an optional unit (restic checks them the same way)
+SUBSET = re.compile(r'^(?:(\d+)/(\d+)|(\d*\.?\d+)%|(\d+)[bBkKmMgGtT]?)$')
+
+
+def read_data_subset_ok(value):
+    """A value restic's check --read-data-subset accepts (the module and the role's checks share it)."""
+    match = SUBSET.match(str(value))
+    if not match:
+        return False
+    part, total, percent, size = match.groups()
+    if part is not None:
+        return 1 <= int(part) <= int(total)
+    if percent is not None:
+        return 0 < float(percent) <= 100
+    return int(size) > 0
 
 
 class ResticError(Exception):

@@ -138,26 +138,10 @@ stderr:
   sample: "Fatal: wrong password or no key found"
 '''
 
-import re
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.infn_cloud.backup.plugins.module_utils._restic import (
-    RESTIC_MUTUALLY_EXCLUSIVE, ResticError, json_lines, restic_argument_spec, restic_from_module)
-
-# restic check --read-data-subset: n/t, x% or a size with an optional unit (restic checks them the same way)
-SUBSET = re.compile(r'^(?:(\d+)/(\d+)|(\d*\.?\d+)%|(\d+)[bBkKmMgGtT]?)$')
-
-
-def subset_ok(value):
-    match = SUBSET.match(value)
-    if not match:
-        return False
-    part, total, percent, size = match.groups()
-    if part is not None:
-        return 1 <= int(part) <= int(total)
-    if percent is not None:
-        return 0 < float(percent) <= 100
-    return int(size) > 0
+    RESTIC_MUTUALLY_EXCLUSIVE, ResticError, json_lines, read_data_subset_ok, restic_argument_spec,
+    restic_from_module)
 
 
 def run_check(restic, subset):
@@ -184,7 +168,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if p['read_data_subset'] is not None and not subset_ok(p['read_data_subset']):
+    if p['read_data_subset'] is not None and not read_data_subset_ok(p['read_data_subset']):
         module.fail_json(msg='read_data_subset %r must be n/t (1 <= n <= t), a percentage (above 0%% and at most 100%%) '
                              'or a size such as 500M' % p['read_data_subset'])
     restic = restic_from_module(module)

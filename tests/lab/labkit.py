@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 
 import yaml
 
@@ -77,3 +79,12 @@ def host_state(containers):
         "docker volume ls -q | sort"
     )
     return {c: vm_exec(c, script, check=False).stdout for c in containers}
+
+
+HC_ADMIN = "http://127.0.0.1:58000/_admin"
+
+
+def hc_pings(check):
+    """Every ping the lab's Healthchecks received for the check named CHECK (<host>-<job>), oldest first."""
+    with urllib.request.urlopen(HC_ADMIN + "/pings", timeout=10) as res:
+        return [p for p in json.load(res)["pings"] if p["check"] == check]

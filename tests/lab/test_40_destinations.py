@@ -18,7 +18,7 @@ import uuid
 import pytest
 import yaml
 
-from labkit import REPO, lab_vms, playbook, vm_exec
+from labkit import REPO, hc_pings, lab_vms, playbook, vm_exec
 
 RUN = uuid.uuid4().hex[:6]
 HOST = "d40%s" % RUN
@@ -28,7 +28,6 @@ SFTP = "infn-lab-d40-sftp-%s" % RUN
 REST = "infn-lab-d40-rest-%s" % RUN
 LIFETIME = 45  # seconds of the temporary S3 keys in the lab (INFN: 900)
 REST_PASSWORD = "lab-rest-server-pw-%s" % RUN
-HC = "http://127.0.0.1:58000"
 SECONDARIES = ["sftp", "rest", "usb", "s3", "rcl"]
 
 
@@ -66,7 +65,7 @@ def sts_events(lab):
 
 
 def pings(check):
-    return [p for p in json.loads(http(HC + "/_admin/pings")[1])["pings"] if p["check"] == "%s-%s" % (HOST, check)]
+    return hc_pings("%s-%s" % (HOST, check))
 
 
 def job(name, command, env=""):

@@ -24,14 +24,13 @@ import uuid
 import pytest
 import yaml
 
-from labkit import LAB_INVENTORY, REPO, lab_vms, playbook, vm_exec
+from labkit import LAB_INVENTORY, REPO, hc_pings, lab_vms, playbook, vm_exec
 
 RUN = uuid.uuid4().hex[:6]
 HOST = "o41%s" % RUN
 VM = "infn-lab-o41-%s" % RUN
 STS = "infn-lab-o41-sts-%s" % RUN
 PASSWORD = "oidc-pw-%s" % uuid.uuid4().hex
-HC = "http://127.0.0.1:58000"
 CA = "/etc/cloud-backup/destinations/oidc-ca.pem"
 CODE_ROW = re.compile(r'^\s*"(\S+)\s+([A-Z0-9]{4}-[A-Z0-9]{4})\s+(https://\S+?)",?\s*$')
 BIN = os.path.dirname(sys.executable)
@@ -50,7 +49,7 @@ def http_json(url):
 
 
 def pings(check):
-    return [p for p in http_json(HC + "/_admin/pings")["pings"] if p["check"] == "%s-%s" % (HOST, check)]
+    return hc_pings("%s-%s" % (HOST, check))
 
 
 def job(name, command):

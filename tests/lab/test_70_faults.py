@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from labkit import BIN, REPO, host_state, lab_vms, playbook, vm_exec
+from labkit import BIN, REPO, hc_pings, host_state, lab_vms, playbook, vm_exec
 
 VMS = {"fault-a": "infn-lab-fault-a", "fault-b": "infn-lab-fault-b"}
 SOURCES = '{"cloud_backup_sources": [{"name": "www", "path": "/srv/www"}]}'
@@ -154,8 +154,7 @@ def test_s3_stopped_during_a_backup(inventory):
         elapsed = time.monotonic() - started
         assert proc.returncode == 124, out[-3000:]
         assert "time limit" in out and elapsed < 30 + 60 + 30, (elapsed, out[-2000:])
-        pings = [p for p in json.loads(urllib.request.urlopen("http://127.0.0.1:58000/_admin/pings", timeout=10).read())
-                 ["pings"] if p["check"] == "fault-b-backup-big"]
+        pings = hc_pings("fault-b-backup-big")
         assert pings[-1]["type"] == "fail" and pings[-1]["exitstatus"] == 124, pings[-2:]
         assert "time limit" in pings[-1]["body"]
 
@@ -166,9 +165,7 @@ def test_s3_stopped_during_a_backup(inventory):
         assert again.returncode == 0, again.stdout + again.stderr
         snapshots = json.loads(vm_exec(vm, "docker exec -u user cloud-backup restic snapshots --json").stdout)
         assert len(snapshots) == 1 and snapshots[0]["paths"] == ["/backup/big"]
-        assert pings and [p for p in json.loads(urllib.request.urlopen(
-            "http://127.0.0.1:58000/_admin/pings", timeout=10).read())["pings"]
-            if p["check"] == "fault-b-backup-big"][-1]["type"] == "success"
+        assert hc_pings("fault-b-backup-big")[-1]["type"] == "success"
     finally:
         subprocess.run(["docker", "unpause", s3], capture_output=True)
         subprocess.run(["docker", "rm", "-f", s3], capture_output=True)
