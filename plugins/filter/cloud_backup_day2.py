@@ -14,7 +14,7 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.infn_cloud.backup.plugins.filter.cloud_backup import cloud_backup_destination_env
+from ansible_collections.infn_cloud.backup.plugins.plugin_utils import _model
 
 VERDICTS = ("ok", "token expiring", "late", "failing")  # from best to worst
 
@@ -22,54 +22,6 @@ VERDICTS = ("ok", "token expiring", "late", "failing")  # from best to worst
 def cloud_backup_abspath(path):
     """A controller path: ~ expanded, a relative path taken from the directory ansible-playbook was run in."""
     return os.path.abspath(os.path.expanduser(str(path)))
-
-
-def _dest_path(dest, host):
-    return "%s/%s" % (dest.get("bucket"), dest.get("path") or host)
-
-
-# Destination types whose repository a one-off container can open with the inventory's values alone:
-# infn needs the stack's oidc-agent token and sftp its known_hosts file.
-ONE_OFF_TYPES = ("s3", "local", "rclone", "rest")
-
-
-def cloud_backup_repository_env(dest, password, host):
-    """Environment of a one-off restic that opens the repository of `host` (its primary destination).
-
-    The rclone remote is the role's own (cloud_backup_destination_env, remote "dest"); restic reaches it with
-    its rclone backend (rclone:dest:<path>, restic starts `rclone serve restic --stdio` itself) instead of
-    the stack's REST server; a local destination is the host directory mounted at /destination.
-    """
-    if not isinstance(dest, dict) or not dest.get("type"):
-        raise AnsibleFilterError("cloud_backup_destination of %s is missing or has no type" % host)
-    if dest["type"] not in ONE_OFF_TYPES:
-        raise AnsibleFilterError("the repository of %s (destination type %s) can only be opened by its own backup stack; "
-                                 "types %s can be opened from any host" % (host, dest["type"], ", ".join(ONE_OFF_TYPES)))
-    if not password:
-        raise AnsibleFilterError("cloud_backup_restic_password of %s is not set" % host)
-    env = {k: str(v) for k, v in cloud_backup_destination_env(dest, "dest", host).items() if v is not None}
-    path = env.pop("BACKUP_BUCKET_PATH", None)
-    if "RESTIC_REPOSITORY" not in env:
-        env["RESTIC_REPOSITORY"] = "/destination" if dest["type"] == "local" else "rclone:dest:%s" % path
-    env["RESTIC_PASSWORD"] = str(password)
-    return env
-
-
-def cloud_backup_destination_label(dest, host):
-    """Where a host's repository lives, without secrets: s3:<endpoint>/<bucket>/<path>, local:<dir>, rclone:<type>:<path>."""
-    if not isinstance(dest, dict):
-        return "n/a"
-    if dest.get("type") in ("s3", "infn"):
-        return "%s:%s/%s" % (dest["type"], str(dest.get("endpoint", "")).rstrip("/"), _dest_path(dest, host))
-    if dest.get("type") == "local":
-        return "local:%s" % dest.get("path")
-    if dest.get("type") == "rclone":
-        return "rclone:%s:%s" % ((dest.get("options") or {}).get("type", "?"), dest.get("path") or "")
-    if dest.get("type") == "sftp":
-        return "sftp:%s@%s:%s" % (dest.get("user"), dest.get("host"), dest.get("path") or host)
-    if dest.get("type") == "rest":
-        return "rest:%s" % re.sub(r"://[^/@]+@", "://", str(dest.get("url") or ""))
-    return "n/a"
 
 
 def cloud_backup_epoch(stamp):
@@ -248,8 +200,7 @@ class FilterModule:
     def filters(self):
         return {
             "cloud_backup_abspath": cloud_backup_abspath,
-            "cloud_backup_repository_env": cloud_backup_repository_env,
-            "cloud_backup_destination_label": cloud_backup_destination_label,
+            "cloud_backup_destination_label": _model.destination_label,
             "cloud_backup_epoch": cloud_backup_epoch,
             "cloud_backup_status_row": cloud_backup_status_row,
             "cloud_backup_status_table": cloud_backup_status_table,

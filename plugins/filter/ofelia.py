@@ -17,7 +17,7 @@ author: infn_cloud.backup contributors
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.infn_cloud.backup.plugins.module_utils import _ofelia
+from ansible_collections.infn_cloud.backup.plugins.plugin_utils import _ofelia
 
 
 def ofelia_schedule_error(spec):

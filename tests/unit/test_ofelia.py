@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.infn_cloud.backup.plugins.module_utils import _ofelia
+from ansible_collections.infn_cloud.backup.plugins.plugin_utils import _ofelia
 
 
 @pytest.mark.parametrize("spec", [

@@ -1,0 +1,378 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, infn_cloud.backup contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The model of one backup host: every fact the role, its day-2 entry points and the image need, computed once.
+
+PRIVATE: controller-side code of the collection, not a public API.
+
+``host_model(v, host, groups, host_timezone, now)`` takes the role's variables (``v``: every ``cloud_backup_*``
+variable, defaults applied, already validated by ``_validate.problems``) and a few facts of the host, and returns a
+plain dict (see ``host_model``'s docstring). Templates only loop over it, tasks only read it, and what the container
+needs (the variable holding a job's ping URL, the variable holding a secondary's repository, the paths of the
+oidc-agent socket, config and token file) is written by it into ``.env`` or the job's environment: the image never
+derives a name by convention.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from ansible_collections.infn_cloud.backup.plugins.plugin_utils import _ofelia
+
+# ------------------------------------------------------------------ the container's layout (the image's contract)
+HOME = "/home/user"                      # the image's user (Dockerfile: useradd -d, passed as a build argument)
+PATHS = {
+    "home": HOME,
+    "state_dir": HOME + "/.local/state/cloud-backup",
+    "oidc_state_dir": HOME + "/.local/state/oidc-agent",
+    "oidc_sock": HOME + "/.local/state/oidc-agent/agent.sock",
+    "oidc_config_dir": HOME + "/.config/oidc-agent",
+    "token_file": HOME + "/.local/state/cloud-backup/web-identity-token",
+    "excludes_dir": "/etc/cloud-backup/excludes",
+    "destinations_dir": "/etc/cloud-backup/destinations",
+    "backup_root": "/backup",
+    "primary_local": "/destination",
+    "secondary_local_root": "/destinations",
+    "data_volume": "cloud-backup-data",
+}
+# Job kinds and the seed image's ping variable of each (kept: a seed-style .env still works).
+PRIMARY_REMOTE = "dest"
+DRILL_JOB = "restore-drill"
+CHECK_TAG = "cloud-backup"
+
+
+def env_name(text):
+    """The upper-case environment-variable spelling of a name (`www-data` -> `WWW_DATA`)."""
+    return re.sub(r"[^A-Za-z0-9]", "_", str(text)).upper()
+
+
+# ------------------------------------------------------------------ destinations
+def _rest_url(dest):
+    """rest: repository URL of a restic REST server, with its credentials (restic masks them in output)."""
+    url = urlsplit(str(dest["url"]))
+    netloc = url.netloc.rsplit("@", 1)[-1]
+    if dest.get("username"):
+        netloc = "%s:%s@%s" % (quote(str(dest["username"]), safe=""), quote(str(dest.get("password") or ""), safe=""),
+                               netloc)
+    path = url.path if url.path.endswith("/") else url.path + "/"
+    return "rest:" + urlunsplit((url.scheme, netloc, path, "", ""))
+
+
+def destination_env(dest, remote, host):
+    """The rclone remote REMOTE of one destination (RCLONE_CONFIG_<REMOTE>_*, rclone's own naming), plus the path
+    of the repository inside it: (env, path). Type rest has no remote: (env, None) and the URL is the repository."""
+    kind = dest.get("type")
+    prefix = "RCLONE_CONFIG_%s_" % env_name(remote)
+    env, path = {}, None
+    if kind in ("s3", "infn"):
+        env = {prefix + "TYPE": "s3",
+               prefix + "PROVIDER": dest.get("provider") or ("Ceph" if kind == "infn" else "Other"),
+               prefix + "ENDPOINT": dest["endpoint"], prefix + "ENV_AUTH": "true" if kind == "infn" else "false"}
+        if kind == "s3":
+            env[prefix + "ACCESS_KEY_ID"] = dest["access_key_id"]
+            env[prefix + "SECRET_ACCESS_KEY"] = dest["secret_access_key"]
+        else:
+            # Temporary keys from STS AssumeRoleWithWebIdentity on the S3 endpoint itself (rclone's env_auth: the
+            # AWS SDK's web-identity provider, refreshed when they expire); the token comes from oidc-agent.
+            env[prefix + "STS_ENDPOINT"] = dest.get("sts_endpoint") or dest["endpoint"]
+            env.update({"AWS_ROLE_ARN": dest.get("role_arn") or "arn:aws:iam:::role/%s" % dest.get("role_name"),
+                        "AWS_ROLE_SESSION_NAME": dest.get("role_session_name") or "cloud-backup-%s" % host,
+                        "AWS_WEB_IDENTITY_TOKEN_FILE": dest.get("token_file") or PATHS["token_file"],
+                        "INFN_TOKEN_SOURCE": "file" if dest.get("token_file") else "oidc",
+                        "OIDC_AUDIENCE": dest.get("audience") or None})
+        env[prefix + "REGION"] = dest.get("region") or ("us-east-1" if kind == "infn" else None)
+        path = "%s/%s" % (dest["bucket"], dest.get("path") or host)
+    elif kind == "local":
+        path = PATHS["primary_local"] if remote == PRIMARY_REMOTE else "%s/%s" % (PATHS["secondary_local_root"], remote)
+        env = {prefix + "TYPE": "local"}
+    elif kind == "sftp":
+        env = {prefix + "TYPE": "sftp", prefix + "HOST": dest["host"], prefix + "PORT": str(dest.get("port") or 22),
+               prefix + "USER": dest["user"],
+               prefix + "KEY_PEM": str(dest["private_key"]).strip().replace("\r", "").replace("\n", "\\n")}
+        if dest.get("known_hosts"):
+            env[prefix + "KNOWN_HOSTS_FILE"] = "%s/%s.known_hosts" % (PATHS["destinations_dir"], remote)
+        path = dest.get("path") or host
+    elif kind == "rclone":
+        env = {prefix + env_name(k): v for k, v in (dest.get("options") or {}).items()}
+        path = dest.get("path") or ""
+    return env, path
+
+
+def destination_label(dest, host):
+    """Where a host's repository lives, without secrets: s3:<endpoint>/<bucket>/<path>, local:<dir>, ..."""
+    if not isinstance(dest, dict):
+        return "n/a"
+    kind = dest.get("type")
+    if kind in ("s3", "infn"):
+        return "%s:%s/%s/%s" % (kind, str(dest.get("endpoint", "")).rstrip("/"), dest.get("bucket"), dest.get("path") or host)
+    if kind == "local":
+        return "local:%s" % dest.get("path")
+    if kind == "rclone":
+        return "rclone:%s:%s" % ((dest.get("options") or {}).get("type", "?"), dest.get("path") or "")
+    if kind == "sftp":
+        return "sftp:%s@%s:%s" % (dest.get("user"), dest.get("host"), dest.get("path") or host)
+    if kind == "rest":
+        return "rest:%s" % re.sub(r"://[^/@]+@", "://", str(dest.get("url") or ""))
+    return "n/a"
+
+
+# Destination types whose repository a one-off container opens with the inventory's values alone (restore and
+# decommission of a host whose stack is gone). infn needs the stack's oidc-agent account (its access tokens mint
+# the S3 keys) and sftp its known_hosts file: those are read through the host's own stack while it runs.
+ONE_OFF_TYPES = ("s3", "local", "rclone", "rest")
+
+
+def repository_env(dest, password, host):
+    """Environment of a one-off restic (rclone backend, no REST server) that opens the primary repository of HOST."""
+    env, path = destination_env(dest, PRIMARY_REMOTE, host)
+    env = {k: str(val) for k, val in env.items() if val is not None}
+    if dest.get("type") == "rest":
+        env["RESTIC_REPOSITORY"] = _rest_url(dest)
+    elif dest.get("type") == "local":
+        env["RESTIC_REPOSITORY"] = PATHS["primary_local"]
+    else:
+        env["RESTIC_REPOSITORY"] = "rclone:%s:%s" % (PRIMARY_REMOTE, path)
+    env["RESTIC_PASSWORD"] = str(password)
+    return env
+
+
+# ------------------------------------------------------------------ jobs
+def _retention_args(retention):
+    args = []
+    for key in sorted(retention):
+        values = retention[key] if isinstance(retention[key], list) else [retention[key]]
+        for value in values:
+            args += ["--" + key.replace("_", "-"), str(value)]
+    return args
+
+
+def _tags(src):
+    """The source's restic tags: its name first, then its own tags, each once."""
+    tags = []
+    for tag in [src["name"]] + [str(t) for t in src.get("tags") or []]:
+        if tag not in tags:
+            tags.append(tag)
+    return tags
+
+
+def jobs(v):
+    """The host's scheduled jobs in order: [{name, schedule, argv}] (run inside the backup container)."""
+    sources = v["cloud_backup_sources"] or []
+    result = []
+    retention, prune = v["cloud_backup_retention"], ["--prune"] if v["cloud_backup_forget_prune"] else []
+    for src in sources:
+        argv = ["backup"]
+        for tag in _tags(src):
+            argv += ["--tag", tag]
+        argv += ["--exclude-file", "%s/%s" % (PATHS["excludes_dir"], src["name"]),
+                 "%s/%s" % (PATHS["backup_root"], src["name"])]
+        result.append({"name": "backup-%s" % src["name"], "kind": "backup", "source": src["name"],
+                       "schedule": src.get("schedule") or v["cloud_backup_backup_schedule"], "argv": argv})
+    if sources:
+        result.append({"name": "forget", "kind": "forget", "schedule": v["cloud_backup_forget_schedule"],
+                       "argv": ["forget"] + _retention_args(retention) + prune})
+    if sources and v["cloud_backup_check_enabled"]:
+        argv = ["check"]
+        if v["cloud_backup_check_read_data_subset"]:
+            argv += ["--read-data-subset", str(v["cloud_backup_check_read_data_subset"])]
+        result.append({"name": "check", "kind": "check", "schedule": v["cloud_backup_check_schedule"], "argv": argv})
+    for sec in v["cloud_backup_secondary_destinations"] if sources else []:
+        result.append({"name": "copy-%s" % sec["name"], "kind": "copy", "destination": sec["name"],
+                       "schedule": sec.get("schedule") or v["cloud_backup_copy_schedule"],
+                       "argv": ["copy", sec["name"]] + _retention_args(sec.get("retention") or retention) + prune})
+    if v["cloud_backup_oidc_account"]:
+        result.append({"name": "check-refresh-token", "kind": "token", "argv": ["check-refresh-token"],
+                       "schedule": v["cloud_backup_refresh_token_check_schedule"]})
+    return result
+
+
+# ------------------------------------------------------------------ the image
+def image(v, host, now):
+    """The backup image: reference, and for a build its tag and build arguments.
+
+    The tag hashes the build context, the base image and the build arguments, so a new base rebuilds. With
+    cloud_backup_image_refresh_days, the refresh generation (a per-host offset spreads the fleet) is a build
+    argument that invalidates the package layer: the rebuilt image carries the distribution's current packages
+    (security updates), and within one generation a rerun rebuilds nothing."""
+    if not v["cloud_backup_image_build"]:
+        return {"build": False, "ref": v["cloud_backup_image"]}
+    days = int(v["cloud_backup_image_refresh_days"] or 0)
+    generation = "0"
+    if days:
+        offset = int(hashlib.sha256(host.encode()).hexdigest(), 16) % days
+        generation = str((int(now) // 86400 + offset) // days)
+    args = {"BASE_IMAGE": v["cloud_backup_image_base"], "HOME_DIR": PATHS["home"], "REFRESH": generation}
+    digest = hashlib.sha256()
+    for key in sorted(args):
+        digest.update(("%s=%s\n" % (key, args[key])).encode())
+    digest.update(v["__image_context_digest"].encode())
+    tag = digest.hexdigest()[:12]
+    return {"build": True, "name": v["cloud_backup_image_name"], "tag": tag,
+            "ref": "%s:%s" % (v["cloud_backup_image_name"], tag), "args": args}
+
+
+# ------------------------------------------------------------------ the whole host
+def host_model(v, host, groups, host_timezone, now, context_digest=""):
+    """Everything about one host, computed once.
+
+    Returns a dict with:
+      host, project_dir, project_name, container, ofelia_container, scheduler, ofelia_image, rest_port, job_user,
+      timezone, paths,
+      image {build, ref, name, tag, args},
+      jobs [{name, kind, schedule, cron (cron scheduler), argv, command, user, environment, exec_argv,
+             ping_var, check}],
+      log_cleanup {schedule, cron, command},
+      env (the .env entries without ping URLs; None values are left out), volumes, local_dirs,
+      known_hosts {remote: lines}, excludes {source: [patterns]},
+      monitored, checks [the Healthchecks checks of the jobs], check_tags, orphan_tags, drill_check,
+      secondaries [{name, type, remote, repository_var}], destination {type, label, one_off},
+      one_off_env (the environment of a one-off restic container opening the repository, one-off types only),
+      oidc {enabled, account, issuer, password_set}, restic_host.
+    """
+    v = dict(v, __image_context_digest=context_digest)
+    prefix = v["cloud_backup_healthchecks_prefix"]
+    zone = v["cloud_backup_timezone"] or host_timezone or "UTC"
+    user = v["cloud_backup_job_user"]
+    container = v["cloud_backup_container_name"]
+    cron = v["cloud_backup_scheduler"] == "cron"
+    dest = v["cloud_backup_destination"]
+    secondaries = v["cloud_backup_secondary_destinations"] or []
+    oidc = bool(v["cloud_backup_oidc_account"])
+
+    job_list = []
+    for job in jobs(v):
+        ping_var = "HC_PING_%s" % env_name(job["name"])
+        environment = {"CLOUD_BACKUP_JOB": job["name"], "CLOUD_BACKUP_PING_VAR": ping_var}
+        exec_argv = ["docker", "exec", "-u", user]
+        for key, value in environment.items():
+            exec_argv += ["-e", "%s=%s" % (key, value)]
+        job.update({"command": " ".join(job["argv"]), "user": user, "environment": environment,
+                    "exec_argv": exec_argv + [container] + job["argv"], "ping_var": ping_var,
+                    "check": "%s-%s" % (prefix, job["name"]),
+                    "cron": _ofelia.to_cron(job["schedule"]) if cron else None})
+        job_list.append(job)
+    log_schedule = v["cloud_backup_log_cleanup_schedule"]
+    log_days = v["cloud_backup_log_retention_days"]
+    log_cleanup = {
+        "schedule": log_schedule, "cron": _ofelia.to_cron(log_schedule) if cron else None,
+        "command": ("find %s/logs/ -type f -mtime +%d -delete" % (v["cloud_backup_project_dir"], log_days)) if cron
+        else "find /var/log/ofelia/ -type f -mtime +%d -print -delete" % log_days,
+    }
+
+    check_tags = [CHECK_TAG, "host-%s" % host] + ["group-%s" % g for g in groups] + list(v["cloud_backup_healthchecks_tags"])
+    checks = []
+    for job in job_list:
+        check = {"name": job["check"], "tags": list(check_tags), "grace": int(v["cloud_backup_healthchecks_grace"]),
+                 "channels": list(v["cloud_backup_healthchecks_channels"]),
+                 "desc": "infn_cloud.backup job %s: %s" % (job["name"], job["command"])}
+        expect = _ofelia.to_healthchecks(job["schedule"])
+        check.update(expect)
+        if "schedule" in expect:
+            check["tz"] = zone
+        checks.append(check)
+
+    env = {"AAI_USER": v["cloud_backup_aai_user"] or None, "OIDC_PASSWORD": v["cloud_backup_oidc_password"] or None,
+           "RESTIC_PASSWORD": v["cloud_backup_restic_password"],
+           "RESTIC_REST_USERNAME": v["cloud_backup_rest_username"], "RESTIC_REST_PASSWORD": v["cloud_backup_rest_password"],
+           "RESTIC_REST_PORT": v["cloud_backup_rest_port"],
+           "RESTIC_REPOSITORY": "rest:http://127.0.0.1:%s/" % v["cloud_backup_rest_port"],
+           "RESTIC_HOST": v["cloud_backup_restic_host"], "RESTIC_COMPRESSION": v["cloud_backup_restic_compression"],
+           "RESTIC_PACK_SIZE": v["cloud_backup_restic_pack_size"] or None,
+           "RESTIC_READ_CONCURRENCY": v["cloud_backup_restic_read_concurrency"] or None,
+           "CLOUD_BACKUP_JOB_TIMEOUT": str(v["cloud_backup_job_timeout"]),
+           "CLOUD_BACKUP_STATE_DIR": PATHS["state_dir"], "TZ": zone}
+    if oidc:
+        env.update({"OIDC_ACCOUNT": v["cloud_backup_oidc_account"], "OIDC_ISSUER": v["cloud_backup_oidc_issuer"],
+                    "OIDC_SOCK": PATHS["oidc_sock"], "OIDC_CONFIG_DIR": PATHS["oidc_config_dir"],
+                    "OIDC_STATE_DIR": PATHS["oidc_state_dir"],
+                    "OIDC_TOKEN_MIN_DAYS": v["cloud_backup_refresh_token_min_days"],
+                    "OIDC_REFRESH_TOKEN_LIFETIME_DAYS": v["cloud_backup_refresh_token_lifetime_days"]})
+    primary_env, primary_path = destination_env(dest, PRIMARY_REMOTE, host)
+    env.update(primary_env)
+    if dest["type"] == "rest":
+        env["RESTIC_REPOSITORY"] = _rest_url(dest)
+    else:
+        env["BACKUP_BUCKET_PATH"] = primary_path
+    sec_list = []
+    for sec in secondaries:
+        sec_env, sec_path = destination_env(sec, sec["name"], host)
+        var = "CLOUD_BACKUP_REPOSITORY_%s" % env_name(sec["name"])
+        sec_env[var] = _rest_url(sec) if sec["type"] == "rest" else "rclone:%s:%s" % (sec["name"], sec_path)
+        env.update(sec_env)
+        sec_list.append({"name": sec["name"], "type": sec["type"], "remote": sec["name"], "repository_var": var})
+    if sec_list:
+        # name=VARIABLE pairs: the image finds a secondary's repository here, never by deriving its name
+        env["CLOUD_BACKUP_DESTINATIONS"] = " ".join("%s=%s" % (s["name"], s["repository_var"]) for s in sec_list)
+
+    sources = v["cloud_backup_sources"] or []
+    volumes = ["%s:%s" % (PATHS["data_volume"], PATHS["home"]),
+               "./excludes:%s:ro" % PATHS["excludes_dir"], "./destinations:%s:ro" % PATHS["destinations_dir"]]
+    volumes += ["%s:%s/%s:ro" % (s["path"], PATHS["backup_root"], s["name"]) for s in sources]
+    local_dirs = []
+    if dest["type"] == "local":
+        volumes.append("%s:%s" % (dest["path"], PATHS["primary_local"]))
+        local_dirs.append({"name": "primary", "path": dest["path"]})
+    for sec in secondaries:
+        if sec["type"] == "local":
+            volumes.append("%s:%s/%s" % (sec["path"], PATHS["secondary_local_root"], sec["name"]))
+            local_dirs.append({"name": sec["name"], "path": sec["path"]})
+    known_hosts = {}
+    for remote, d in [(PRIMARY_REMOTE, dest)] + [(s["name"], s) for s in secondaries]:
+        if d.get("type") == "sftp" and d.get("known_hosts"):
+            known_hosts[remote] = str(d["known_hosts"]).strip() + "\n"
+
+    return {
+        "host": host,
+        "project_dir": v["cloud_backup_project_dir"],
+        "project_name": v["cloud_backup_project_name"],
+        "container": container,
+        "ofelia_container": container + "-ofelia",
+        "scheduler": v["cloud_backup_scheduler"],
+        "ofelia_image": v["cloud_backup_ofelia_image"],
+        "rest_port": int(v["cloud_backup_rest_port"]),
+        "job_user": user,
+        "timezone": zone,
+        "paths": dict(PATHS),
+        "image": image(v, host, now),
+        "jobs": job_list,
+        "log_cleanup": log_cleanup,
+        "env": {k: str(val) for k, val in env.items() if val is not None},
+        "volumes": volumes,
+        "local_dirs": local_dirs,
+        "known_hosts": known_hosts,
+        "excludes": {s["name"]: [str(p) for p in s.get("exclude") or []] for s in sources},
+        "monitored": bool(v["cloud_backup_healthchecks_api_url"]),
+        "checks": checks,
+        "check_tags": check_tags,
+        "orphan_tags": [CHECK_TAG, "host-%s" % host],
+        "host_tag": "host-%s" % host,
+        "drill_check": "%s-%s" % (prefix, DRILL_JOB),
+        "check_prefix": prefix,
+        "secondaries": sec_list,
+        "destination": {"type": dest["type"], "label": destination_label(dest, host),
+                        "one_off": dest["type"] in ONE_OFF_TYPES},
+        # how a one-off restic container opens this host's repository without its stack (secrets: no_log)
+        "one_off_env": repository_env(dest, v["cloud_backup_restic_password"], host) if dest["type"] in ONE_OFF_TYPES else {},
+        "oidc": {"enabled": oidc, "account": v["cloud_backup_oidc_account"], "issuer": v["cloud_backup_oidc_issuer"]},
+        "restic_host": v["cloud_backup_restic_host"],
+    }
+
+
+def dotenv(model, checks=None):
+    """The stack's .env text: the model's entries plus, for each job whose check exists, its ping URL under the
+    job's ping variable (checks: {check name: {ping_url}} as healthchecks_checks returns them)."""
+    env = dict(model["env"])
+    for job in model["jobs"]:
+        url = ((checks or {}).get(job["check"]) or {}).get("ping_url")
+        if url:
+            env[job["ping_var"]] = url
+    lines = []
+    for key, value in env.items():
+        text = str(value)
+        if "'" in text or "\n" in text or "\r" in text:
+            # refused by the validator before any change; never written half-quoted
+            raise ValueError("the value of %s cannot hold a single quote or a line break" % key)
+        lines.append("%s='%s'\n" % (key, text))  # single quotes: compose reads the value literally
+    return "".join(lines)
