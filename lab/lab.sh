@@ -25,7 +25,6 @@ VM_RUN_FLAGS=(
 build_images() {
   ensure_engine
   ensure_base_image
-  cp "${REPO_ROOT}/plugins/module_utils/_ofelia.py" "${LAB_ROOT}/images/ofelia-standin/_ofelia.py"
   VM_IMAGE="$(build_image infn-lab/vm "${LAB_ROOT}/images/vm")"
   S3_IMAGE="$(build_image infn-lab/s3 "${LAB_ROOT}/images/s3")"
   OFELIA_IMAGE="$(build_image infn-lab/ofelia-standin "${LAB_ROOT}/images/ofelia-standin")"
