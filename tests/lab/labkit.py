@@ -88,3 +88,42 @@ def hc_pings(check):
     """Every ping the lab's Healthchecks received for the check named CHECK (<host>-<job>), oldest first."""
     with urllib.request.urlopen(HC_ADMIN + "/pings", timeout=10) as res:
         return [p for p in json.load(res)["pings"] if p["check"] == check]
+
+
+def _standin():
+    """The lab's ofelia stand-in (lab/images/ofelia-standin): its own reading of ofelia's config format, which
+    shares no code with the role that writes the configs."""
+    import importlib
+    folder = os.path.join(REPO, "lab", "images", "ofelia-standin")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module("standin")
+
+
+def scheduled_job(container, job, env=None, project_dir="/opt/cloud-backup", command=None):
+    """The shell command that runs JOB on the VM exactly as its scheduler does: from the deployed ofelia config
+    (docker exec with the job's user, environment and argv, as ofelia's job-exec does) or, with the cron scheduler,
+    from the deployed cron line. ENV adds -e NAME=VALUE flags (e.g. a wrong password); COMMAND (a string) replaces
+    the job's own command, keeping its user and environment."""
+    import shlex
+    extra = [x for name, value in (env or {}).items() for x in ("-e", "%s=%s" % (name, value))]
+    ofelia = vm_exec(container, "cat %s/ofelia/config.ini" % project_dir, check=False)
+    if ofelia.returncode == 0:
+        standin = _standin()
+        spec = standin.load_config(ofelia.stdout).job("job-exec", job)
+        argv = ["docker", "exec", "-u", spec.get("user")]
+        for item in spec.get("environment") or []:
+            argv += ["-e", item]
+        argv += extra + [spec.get("container")] + (shlex.split(command) if command else standin.split_args(spec.command))
+        return " ".join(shlex.quote(a) for a in argv)
+    cron = vm_exec(container, "cat /etc/cron.d/cloud-backup").stdout
+    line = next(line for line in cron.splitlines() if "cloud-backup-%s.lock " % job in line)
+    argv = shlex.split(line.split(".lock ", 1)[1].split(" >> ", 1)[0].replace("\\%", "%"))
+    at, name_at = argv.index("exec") + 1, argv.index("cloud-backup")
+    argv = argv[:at] + extra + argv[at:name_at + 1] + (shlex.split(command) if command else argv[name_at + 1:])
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def run_job(container, job, env=None, check=False, command=None):
+    """Run JOB on the VM as its scheduler does (see scheduled_job)."""
+    return vm_exec(container, scheduled_job(container, job, env, command=command), check=check)

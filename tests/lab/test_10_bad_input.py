@@ -13,21 +13,32 @@ def vms():
     return lab_vms()
 
 
-def _assert_refused(vms, tmp_path, change, message, host_file="group_vars/all.yml"):
+ARGSPEC_FAILED = 'TASK [infn_cloud.backup.cloud_backup : Validating arguments against arg spec main'
+GATE = "Nothing was changed on any host: preflight failed on"
+
+
+def _assert_refused(vms, tmp_path, change, message, host_file="group_vars/all.yml", stage="preflight"):
+    """The rollout is refused with MESSAGE at STAGE (argspec: ansible-core's validation of argument_specs, which
+    stops each host before its first task; preflight: the role's checks, then the fleet gate) and no host changed."""
     inventory = copy_inventory(tmp_path)
     edit_yaml(os.path.join(inventory, host_file), change)
     before = host_state(vms.values())
     run = playbook(inventory=inventory)
     assert run.rc != 0, run.out
     assert message in run.out, run.out[-4000:]
-    assert "Nothing was changed on any host" in run.out or "Validating arguments against arg spec" in run.out
+    if stage == "argspec":
+        failed_task = run.out[:run.out.index(message)].rsplit("TASK [", 1)[-1]
+        assert ("TASK [" + failed_task).startswith(ARGSPEC_FAILED), run.out[-4000:]
+        assert "Check the variables" not in run.out, "the role's own checks ran after argument_specs refused"
+    else:
+        assert GATE in run.out, run.out[-4000:]
     assert host_state(vms.values()) == before, "a refused rollout changed a host"
     return run
 
 
 def test_missing_mandatory_variable(vms, tmp_path):
     _assert_refused(vms, tmp_path, lambda d: d.pop("cloud_backup_restic_password"),
-                    "missing required arguments: cloud_backup_restic_password")
+                    "missing required arguments: cloud_backup_restic_password", stage="argspec")
 
 
 def test_placeholder_password(vms, tmp_path):
@@ -53,7 +64,15 @@ def test_out_of_range_field(vms, tmp_path):
 def test_duplicate_source_names(vms, tmp_path):
     _assert_refused(vms, tmp_path, lambda d: d.update(cloud_backup_sources=[
         {"name": "www", "path": "/srv/www"}, {"name": "www", "path": "/srv/projects"}]),
-        "cloud_backup_sources[1].name 'www' is used by two sources", host_file="host_vars/vm1.yml")
+        "cloud_backup_sources[0].name 'www' and cloud_backup_sources[1].name 'www' are the same name",
+        host_file="host_vars/vm1.yml")
+
+
+def test_source_names_colliding_as_variable_names(vms, tmp_path):
+    _assert_refused(vms, tmp_path, lambda d: d.update(cloud_backup_sources=[
+        {"name": "www-data", "path": "/srv/www"}, {"name": "www_data", "path": "/srv/projects"}]),
+        "cloud_backup_sources[0].name 'www-data' and cloud_backup_sources[1].name 'www_data' collide once turned into "
+        "variable names (both HC_PING_BACKUP_WWW_DATA)", host_file="host_vars/vm1.yml")
 
 
 def test_relative_source_path(vms, tmp_path):
@@ -72,7 +91,7 @@ def test_missing_source_directory_on_one_host_stops_all(vms, tmp_path):
 
 def test_destination_missing_field(vms, tmp_path):
     _assert_refused(vms, tmp_path, lambda d: d["cloud_backup_destination"].pop("bucket"),
-                    "type is s3 but all of the following are missing: bucket")
+                    "type is s3 but all of the following are missing: bucket", stage="argspec")
 
 
 @pytest.mark.parametrize("path, message", [

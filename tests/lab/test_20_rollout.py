@@ -127,7 +127,8 @@ def test_cron_jobs_really_fire(vms):
                        '{"cloud_backup_sources": [{"name": "alice", "path": "/home/alice", "schedule": "0 * * * * *"}]}')
         assert run.rc == 0, run.out[-4000:]
         assert ("* * * * * root flock -n /run/lock/cloud-backup-backup-alice.lock docker exec -u user "
-                "-e CLOUD_BACKUP_JOB=backup-alice cloud-backup backup") in vm_exec(vm2, "cat /etc/cron.d/cloud-backup").stdout
+                "-e CLOUD_BACKUP_JOB=backup-alice -e CLOUD_BACKUP_PING_VAR=HC_PING_BACKUP_ALICE cloud-backup backup"
+                ) in vm_exec(vm2, "cat /etc/cron.d/cloud-backup").stdout
         deadline = time.time() + 150
         while time.time() < deadline and count() == before:
             time.sleep(5)

@@ -3,11 +3,12 @@ fake Healthchecks, lab/healthchecks), idempotently; the ping URLs reach only the
 real job runs turn checks up or down; a removed source's check is paused."""
 
 import json
+import re
 import urllib.request
 
 import pytest
 
-from labkit import lab_vms, playbook, vm_exec
+from labkit import lab_vms, playbook, run_job, scheduled_job, vm_exec
 
 HC = "http://127.0.0.1:58000"
 API_KEY = "hcw_labfleetreadwritekey00000001"
@@ -72,7 +73,9 @@ def test_ping_urls_only_in_the_private_env(vms):
         env = vm_exec(vm, "cat /opt/cloud-backup/.env").stdout
         for name in EXPECTED[host]:
             uuid = current[name]["uuid"]
-            var = "HC_PING_" + name[len(host) + 1:].upper().replace("-", "_")
+            # the job's environment, as its scheduler passes it, names the variable that holds its ping URL
+            job = scheduled_job(vm, name[len(host) + 1:])
+            var = re.search(r"CLOUD_BACKUP_PING_VAR=(\w+)", job).group(1)
             assert "%s='http://172.31.240.11:8000/ping/%s'" % (var, uuid) in env
         public = vm_exec(vm, "cat /opt/cloud-backup/compose.yaml /opt/cloud-backup/ofelia/config.ini "
                              "/etc/cron.d/cloud-backup 2>/dev/null", check=False).stdout
@@ -81,20 +84,19 @@ def test_ping_urls_only_in_the_private_env(vms):
 
 def test_job_runs_turn_checks_up_and_down(vms):
     vm1 = vms["vm1"]
-    job = "docker exec -u user -e CLOUD_BACKUP_JOB=backup-www cloud-backup backup --tag www /backup/www"
-    vm_exec(vm1, job)
+    run_job(vm1, "backup-www", check=True)
     check = checks()["vm1-backup-www"]
     assert check["status"] == "up"
     pings = [p for p in admin("pings")["pings"] if p["check"] == "vm1-backup-www"]
     assert [p["type"] for p in pings[-2:]] == ["start", "success"]
     assert pings[-1]["rid"] == pings[-2]["rid"] and "snapshot" in pings[-1]["body"]
     # the same job with a password the repository refuses: restic exits 12, the check goes down
-    failing = vm_exec(vm1, job.replace("-e CLOUD_BACKUP_JOB", "-e RESTIC_PASSWORD=wrong -e CLOUD_BACKUP_JOB"), check=False)
+    failing = run_job(vm1, "backup-www", env={"RESTIC_PASSWORD": "wrong"})
     assert failing.returncode == 12
     assert checks()["vm1-backup-www"]["status"] == "down"
     last = [p for p in admin("pings")["pings"] if p["check"] == "vm1-backup-www"][-1]
     assert last["exitstatus"] == 12 and "wrong password" in last["body"]
-    vm_exec(vm1, job)
+    run_job(vm1, "backup-www", check=True)
     assert checks()["vm1-backup-www"]["status"] == "up"
 
 
@@ -109,8 +111,7 @@ def test_removed_source_pauses_its_check(vms):
     finally:
         assert playbook("--limit", "vm1").rc == 0
         # a paused check resumes on its next ping: the job's next run
-        vm_exec(vms["vm1"], "docker exec -u user -e CLOUD_BACKUP_JOB=backup-projects cloud-backup "
-                            "backup --tag projects /backup/projects")
+        run_job(vms["vm1"], "backup-projects", check=True)
     assert checks()["vm1-backup-projects"]["status"] == "up"
 
 

@@ -18,7 +18,7 @@ import uuid
 import pytest
 import yaml
 
-from labkit import REPO, hc_pings, lab_vms, playbook, vm_exec
+from labkit import REPO, hc_pings, lab_vms, playbook, run_job, vm_exec
 
 RUN = uuid.uuid4().hex[:6]
 HOST = "d40%s" % RUN
@@ -68,9 +68,14 @@ def pings(check):
     return hc_pings("%s-%s" % (HOST, check))
 
 
-def job(name, command, env=""):
-    """A job as ofelia's job-exec runs it: docker exec as the job user, with CLOUD_BACKUP_JOB."""
-    return vm_exec(VM, "docker exec -u user -e CLOUD_BACKUP_JOB=%s %s cloud-backup %s" % (name, env, command), check=False)
+def job(name, env=None, command=None):
+    """A scheduled job run as the deployed scheduler runs it (labkit.run_job); COMMAND replaces its own."""
+    return run_job(VM, name, env=env, command=command)
+
+
+def hand(command, env=""):
+    """A command of the image run by hand (not a scheduled job: no Healthchecks ping)."""
+    return vm_exec(VM, "docker exec -u user %s cloud-backup %s" % (env, command), check=False)
 
 
 def checksums(path):
@@ -159,10 +164,10 @@ def test_env_and_jobs_of_every_destination(lab):
 
 
 def test_backup_then_restore_from_every_destination_with_identical_checksums(lab):
-    res = job("backup-data", "backup --tag data --exclude-file /etc/cloud-backup/excludes/data /backup/data")
+    res = job("backup-data")
     assert res.returncode == 0, res.stdout + res.stderr
     for name in SECONDARIES:
-        res = job("copy-" + name, "copy %s --keep-within 1m --prune" % name)
+        res = job("copy-" + name)
         assert res.returncode == 0, (name, res.stdout[-3000:] + res.stderr[-3000:])
         assert [p["type"] for p in pings("copy-" + name)][-2:] == ["start", "success"], name
     original = checksums("/backup/data")
@@ -170,12 +175,12 @@ def test_backup_then_restore_from_every_destination_with_identical_checksums(lab
     for name in ["primary"] + SECONDARIES:
         env = "" if name == "primary" else "-e CLOUD_BACKUP_DESTINATION=" + name
         target = "/home/user/restore-%s" % name
-        res = job("restore", "restore latest --tag data --target %s" % target, env=env)
+        res = hand("restore latest --tag data --target %s" % target, env=env)
         assert res.returncode == 0, (name, res.stdout[-2000:] + res.stderr[-2000:])
         assert checksums(target + "/backup/data") == original, name
     # restoring again over the same files is refused file by file: nothing is overwritten unless asked
     vm_exec(VM, "docker exec -u user cloud-backup sh -c 'echo local edit > /home/user/restore-primary/backup/data/unicode.txt'")
-    res = job("restore", "restore latest --target /home/user/restore-primary")
+    res = hand("restore latest --target /home/user/restore-primary")
     assert res.returncode == 0, res.stderr
     assert "local edit" in vm_exec(VM, "docker exec cloud-backup cat /home/user/restore-primary/backup/data/unicode.txt").stdout
     backup_pings = pings("backup-data")
@@ -184,7 +189,7 @@ def test_backup_then_restore_from_every_destination_with_identical_checksums(lab
 
 
 def test_incremental_run_of_unchanged_data_adds_nothing(lab):
-    res = job("backup-data", "backup --tag data --exclude-file /etc/cloud-backup/excludes/data /backup/data")
+    res = job("backup-data")
     assert res.returncode == 0, res.stderr
     assert "Added to the repository: 0 B" in res.stdout, res.stdout[-2000:]
 
@@ -222,7 +227,7 @@ def test_a_destination_that_is_down_pings_failure_then_recovers(lab):
     docker("pause", SFTP)  # the server stops answering (its address stays the same)
     try:
         started = time.time()
-        res = job("copy-sftp", "copy sftp --keep-within 1m --prune")
+        res = job("copy-sftp")
         assert res.returncode == 1, res.stdout + res.stderr
         assert time.time() - started < 120  # bounded: restic alone would retry for 15 minutes
         assert "destination sftp is unreachable" in res.stderr
@@ -231,14 +236,14 @@ def test_a_destination_that_is_down_pings_failure_then_recovers(lab):
         assert "destination sftp is unreachable" in last["body"] and "copy to sftp failed (exit 1)" in last["body"]
     finally:
         docker("unpause", SFTP)
-    res = job("copy-sftp", "copy sftp --keep-within 1m --prune")
+    res = job("copy-sftp")
     assert res.returncode == 0, res.stderr
     assert pings("copy-sftp")[-1]["type"] == "success"
 
 
 def test_a_wrong_repository_password_fails_clearly_and_changes_nothing(lab):
     before = vm_exec(VM, "docker exec -u user cloud-backup snapshots --json").stdout
-    res = job("backup-data", "backup --tag data /backup/data", env="-e RESTIC_PASSWORD=wrong-password")
+    res = job("backup-data", env={"RESTIC_PASSWORD": "wrong-password"})
     assert res.returncode == 12, res.stdout + res.stderr
     assert "wrong password" in res.stderr and "wrong-password" not in res.stdout + res.stderr
     assert pings("backup-data")[-1]["exitstatus"] == 12
@@ -247,12 +252,12 @@ def test_a_wrong_repository_password_fails_clearly_and_changes_nothing(lab):
 
 
 def test_check_detects_a_corrupted_pack_file(lab):
-    res = job("check", "check --read-data", env="-e CLOUD_BACKUP_DESTINATION=usb")
+    res = job("check", env={"CLOUD_BACKUP_DESTINATION": "usb"}, command="check --read-data")
     assert res.returncode == 0, res.stdout + res.stderr
     pack = vm_exec(VM, "find /srv/copy-usb/data -type f -size +1M | head -1").stdout.strip()
     assert pack
     vm_exec(VM, "printf 'corrupted by the lab test' | dd of=%s bs=1 seek=100000 conv=notrunc status=none" % pack)
-    res = job("check", "check --read-data", env="-e CLOUD_BACKUP_DESTINATION=usb")
+    res = job("check", env={"CLOUD_BACKUP_DESTINATION": "usb"}, command="check --read-data")
     assert res.returncode == 1, res.stdout + res.stderr
     assert os.path.basename(pack)[:8] in res.stdout + res.stderr
     assert pings("check")[-1]["exitstatus"] == 1

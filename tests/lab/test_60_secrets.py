@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 import yaml
 
-from labkit import LAB_INVENTORY, lab_vms, playbook, vm_exec
+from labkit import LAB_INVENTORY, lab_vms, playbook, run_job, vm_exec
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +41,7 @@ def test_rollout_at_vvv_shows_no_secret(vms):
 
 def test_job_output_shows_no_secret(vms):
     vm1 = vms["vm1"]
-    result = vm_exec(vm1, "docker exec -u user -e CLOUD_BACKUP_JOB=backup-www cloud-backup backup --tag www /backup/www",
-                     check=False)
+    result = run_job(vm1, "backup-www")
     logs = vm_exec(vm1, "docker logs cloud-backup 2>&1").stdout
     for secret in _secrets(vms):
         assert secret not in result.stdout + result.stderr + logs

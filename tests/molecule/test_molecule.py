@@ -1,6 +1,7 @@
 """The molecule scenario (molecule/default): create, converge, idempotence, check, verify, destroy."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -15,4 +16,7 @@ def test_molecule_default_scenario():
     with open(os.path.join(REPO, ".cache", "molecule.log"), "w") as log:
         log.write(out)
     assert result.returncode == 0, out[-8000:]
-    assert "Idempotence completed successfully" in out or "idempotence" in out.lower(), out[-3000:]
+    # every step of the sequence ran and succeeded (molecule logs "<scenario> ➜ <step>: Executed: Successful")
+    for step in ("converge", "idempotence", "check", "verify"):
+        assert re.search(r"\b%s\b.*Executed: Successful" % step, out), "molecule step %s did not succeed:\n%s" % (
+            step, out[-3000:])

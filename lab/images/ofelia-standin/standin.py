@@ -348,7 +348,7 @@ def local_zone(environ=None):
                 return ZoneInfo.from_file(handle, key=tz)
         if tz and tz != "UTC":
             return ZoneInfo(tz)
-    except (OSError, ValueError):
+    except (OSError, ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
         pass
     return timezone.utc
 

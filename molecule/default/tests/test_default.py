@@ -1,14 +1,26 @@
 """Verify the converged lab VMs: files, modes, containers, mounts, the scheduler's jobs, and a real
 backup → S3 → restore round trip triggered through each scheduler's own command line."""
 
+import importlib.util
 import json
 import os
 import shlex
 import sys
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-sys.path.insert(0, os.path.join(REPO, "plugins", "module_utils"))
-import _ofelia  # noqa: E402
+
+
+def _load_standin():
+    """The lab's ofelia stand-in: ofelia 0.3.x's loading rules, written independently of the generator."""
+    sys.dont_write_bytecode = True  # no __pycache__ in the image's build context
+    path = os.path.join(REPO, "lab", "images", "ofelia-standin", "standin.py")
+    spec = importlib.util.spec_from_file_location("ofelia_standin", path)
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+standin = _load_standin()
 
 PROJECT = "/opt/cloud-backup"
 SOURCES = {
@@ -69,8 +81,8 @@ def test_scheduler(host):
         assert host.check_output("docker ps -q --filter name=cloud-backup-ofelia") == ""
         assert host.process.filter(comm="cron"), "the host cron daemon must run"
     else:
-        config = _ofelia.parse_config(host.file(PROJECT + "/ofelia/config.ini").content_string)
-        jobs = {name for _, name in config["jobs"]}
+        config = standin.load_config(host.file(PROJECT + "/ofelia/config.ini").content_string)
+        jobs = {job.name for job in config.jobs}
         assert jobs == {"backup-" + s for s in SOURCES[name]} | {"forget", "check", "clean-logs"}
         assert _inspect(host, "cloud-backup-ofelia")["State"]["Running"] is True
         assert not host.file("/etc/cron.d/cloud-backup").exists
@@ -89,16 +101,16 @@ def _scheduled_commands(host):
                 if job:
                     commands[job[0][len("/run/lock/cloud-backup-"):-len(".lock")]] = command.replace("\\%", "%")
     else:
-        config = _ofelia.parse_config(host.file(PROJECT + "/ofelia/config.ini").content_string)
-        for (kind, job), keys in config["jobs"].items():
-            if kind != "job-exec":
+        config = standin.load_config(host.file(PROJECT + "/ofelia/config.ini").content_string)
+        for job in config.jobs:
+            if job.kind != "job-exec":
                 continue
             # ofelia's job-exec: the Docker exec API with the job's user, environment and argv.
-            argv = ["docker", "exec", "-u", keys.get("user", "root")]
-            for env in keys.get("environment", []):
+            argv = ["docker", "exec", "-u", job.get("user")]
+            for env in job.get("environment", []):
                 argv += ["-e", env]
-            argv += [keys["container"]] + _ofelia.split_command(keys["command"])
-            commands[job] = " ".join(shlex.quote(a) for a in argv)
+            argv += [job.get("container")] + standin.split_args(job.command)
+            commands[job.name] = " ".join(shlex.quote(a) for a in argv)
     return commands
 
 
