@@ -10,7 +10,9 @@ arguments. The encryption password travels only as ``OIDC_ENCRYPTION_PW`` in the
 environment), and a client secret only on stdin into a 0600 file that ``oidc-gen -f`` reads: never on an
 argv, never in results or messages. Every file is written under ``umask 077`` in 0700 directories.
 
-Layout inside the container (``$HOME`` of the user the tools run as):
+Layout inside the container (``$HOME`` of the user the tools run as). The container's own environment decides
+where it is when it sets ``OIDC_STATE_DIR``, ``OIDC_SOCK`` and ``OIDC_CONFIG_DIR`` (the cloud_backup role's stack
+does, from its host model); the paths below are the defaults for any other container:
 
 - ``$OIDC_CONFIG_DIR`` (default ``~/.config/oidc-agent``): oidc-agent's own account files. Given
   explicitly because oidc-agent otherwise falls back to ``~/.oidc-agent`` when ``~/.config`` is missing.
@@ -45,8 +47,6 @@ KILL_AFTER = 5
 PASSWORD_ENV = 'OIDC_ENCRYPTION_PW'
 DEFAULT_ISSUER = 'https://iam.cloud.infn.it/'
 DEFAULT_SCOPES = ['openid', 'profile', 'offline_access']
-STATE_DIR = '.local/state/oidc-agent'
-SOCKET_NAME = 'agent.sock'
 SHORTNAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$')
 # The checks of the options, before any tool runs (container and user: the same rules as the restic modules).
 HTTP_URL = re.compile(r'^https?://[^/\s]+(/\S*)?$')
@@ -91,8 +91,8 @@ PRELUDE = r'''
 umask 077
 [ -n "${HOME:-}" ] || { echo "HOME is not set" >&2; exit 90; }
 command -v oidc-gen >/dev/null 2>&1 || { echo "oidc-gen not found on PATH" >&2; exit 95; }
-state="$HOME/.local/state/oidc-agent"
-export OIDC_SOCK="$state/agent.sock"
+state="${OIDC_STATE_DIR:-$HOME/.local/state/oidc-agent}"
+export OIDC_SOCK="${OIDC_SOCK:-$state/agent.sock}"
 export OIDC_CONFIG_DIR="${OIDC_CONFIG_DIR:-$HOME/.config/oidc-agent}"
 flow_alive() {
   # $1 = flow directory: the shell running the flow (it writes rc before it exits) or its oidc-gen still

@@ -490,7 +490,22 @@ class Account:
             self.module.warn('the refresh token of %s no longer works (invalid_grant): re-authentication '
                              'started' % self.name)
             self.start('renewed')
-        self.done(**self.expiry(facts))
+        info = self.expiry(facts)
+        self.record_expiry(facts, info)
+        self.done(**info)
+
+    def record_expiry(self, facts, info):
+        """Keep the expiry of the refresh token in the account's record: the image's check-refresh-token job reads
+        it from there (this module is the one place that works it out; the job needs no JWT decoding of its own)."""
+        epoch = (info.get('refresh_token_expires_at') or {}).get('epoch')
+        record = facts.get('record') or {}
+        if self.check or not epoch or (record.get('expires_at'), record.get('expiry_source')) == (
+                epoch, info['refresh_token_expiry_source']):
+            return
+        record = dict(record, expires_at=epoch, expiry_source=info['refresh_token_expiry_source'])
+        record.setdefault('approved_at', facts.get('account_mtime') or facts.get('now'))
+        self.agent.write_record(self.name, record)
+        facts['record'] = record
 
     # ------------------------------------------------------------------ states
     def pending_flow(self, facts):
@@ -521,6 +536,7 @@ class Account:
         if self.p['renew_within_days'] is not None:
             info = self.expiry(facts)
             if info and info['days_left'] > self.p['renew_within_days']:
+                self.record_expiry(facts, info)
                 self.done(**info)
         self.start('renewed')
 

@@ -287,8 +287,7 @@ def host_model(v, host, groups, host_timezone, now, context_digest=""):
         env.update({"OIDC_ACCOUNT": v["cloud_backup_oidc_account"], "OIDC_ISSUER": v["cloud_backup_oidc_issuer"],
                     "OIDC_SOCK": PATHS["oidc_sock"], "OIDC_CONFIG_DIR": PATHS["oidc_config_dir"],
                     "OIDC_STATE_DIR": PATHS["oidc_state_dir"],
-                    "OIDC_TOKEN_MIN_DAYS": v["cloud_backup_refresh_token_min_days"],
-                    "OIDC_REFRESH_TOKEN_LIFETIME_DAYS": v["cloud_backup_refresh_token_lifetime_days"]})
+                    "OIDC_TOKEN_MIN_DAYS": v["cloud_backup_refresh_token_min_days"]})
     primary_env, primary_path = destination_env(dest, PRIMARY_REMOTE, host)
     env.update(primary_env)
     if dest["type"] == "rest":

@@ -100,11 +100,15 @@ def test_repository_initialised_once(vms):
     assert len(set(ids.values())) == len(vms), "each host has its own repository"
 
 
-def test_wrong_password_fails_before_any_change_and_keeps_the_repository(vms):
+@pytest.mark.parametrize("docker_install", ["false", "true"])
+def test_wrong_password_fails_before_any_change_and_keeps_the_repository(vms, docker_install):
+    """The password probe runs whenever a stack runs, whatever cloud_backup_docker_install says (with true it was
+    skipped, and the wrong password was found only after .env was rewritten and the stack recreated)."""
     vm1 = vms["vm1"]
     repo_id = _repository_id(vm1)
     before = host_state(vms.values())
-    run = playbook("-e", "cloud_backup_restic_password=not-the-repository-password", "-vvv")
+    run = playbook("-e", "cloud_backup_restic_password=not-the-repository-password",
+                   "-e", "cloud_backup_docker_install=" + docker_install, "-vvv")
     assert run.rc != 0
     assert "wrong password" in run.out and "left untouched (not initialised)" in run.out
     assert "Nothing was changed on any host" in run.out
