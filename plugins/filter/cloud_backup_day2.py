@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026, infn_cloud.backup contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters of the day-2 playbooks (status, restore, restore drill, decommission): a host's repository as
-restic sees it from a one-off container, the fleet status verdicts, and the report as text and HTML."""
+"""Filters of the role's day-2 entry points (status, restore, drill, decommission): the fleet status verdicts, the
+report as text and HTML, and the redaction of restic's messages before they are shown."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import json
 import os
 import re
 
-from ansible.errors import AnsibleFilterError
+from urllib.parse import quote
 
-from ansible_collections.infn_cloud.backup.plugins.plugin_utils import _model
+from ansible.errors import AnsibleFilterError
 
 VERDICTS = ("ok", "token expiring", "late", "failing")  # from best to worst
 
@@ -22,6 +22,27 @@ VERDICTS = ("ok", "token expiring", "late", "failing")  # from best to worst
 def cloud_backup_abspath(path):
     """A controller path: ~ expanded, a relative path taken from the directory ansible-playbook was run in."""
     return os.path.abspath(os.path.expanduser(str(path)))
+
+
+# Environment variables whose values are secrets (passwords, keys, tokens, the SFTP key).
+SECRET_NAME_RE = re.compile(r"PASSWORD|SECRET|KEY|TOKEN|PASS$|_PEM$", re.I)
+URL_CREDENTIALS_RE = re.compile(r"(?<=://)[^/@\s]+@")
+MASK = "********"
+
+
+def cloud_backup_redact(text, env=None):
+    """TEXT (e.g. a line restic or rclone printed) with every secret value of ENV (a one-off container's environment)
+    and any credentials in a URL (scheme://user:password@host) masked."""
+    text = str(text if text is not None else "")
+    values = set()
+    for name, value in (env or {}).items():
+        value = str(value if value is not None else "")
+        if SECRET_NAME_RE.search(str(name)) and len(value) >= 4:
+            values.update({value, quote(value, safe="")})
+            values.update(line for line in value.replace("\\n", "\n").splitlines() if len(line) >= 8)
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, MASK)
+    return URL_CREDENTIALS_RE.sub(MASK + "@", text)
 
 
 def cloud_backup_epoch(stamp):
@@ -200,8 +221,8 @@ class FilterModule:
     def filters(self):
         return {
             "cloud_backup_abspath": cloud_backup_abspath,
-            "cloud_backup_destination_label": _model.destination_label,
             "cloud_backup_epoch": cloud_backup_epoch,
+            "cloud_backup_redact": cloud_backup_redact,
             "cloud_backup_status_row": cloud_backup_status_row,
             "cloud_backup_status_table": cloud_backup_status_table,
             "cloud_backup_status_json": cloud_backup_status_json,

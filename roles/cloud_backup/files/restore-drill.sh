@@ -1,4 +1,4 @@
-# bash: fed to `bash -s -- SAMPLE SNAPSHOT_ID...` inside the backup container by restore_drill.yml.
+# bash: fed to `bash -s -- SAMPLE SNAPSHOT_ID...` inside the backup container by the role's drill entry point (tasks/drill.yml).
 # restore-drill SAMPLE SNAPSHOT_ID...: the restore drill, run inside the backup container (as its user,
 # with the container's repository settings). For each snapshot: pick SAMPLE random files from its listing,
 # restore them into a scratch directory with `restic restore --verify`, then compare the SHA-256 and size
