@@ -27,6 +27,8 @@ build_images() {
   ensure_base_image
   VM_IMAGE="$(build_image infn-lab/vm "${LAB_ROOT}/images/vm")"
   S3_IMAGE="$(build_image infn-lab/s3 "${LAB_ROOT}/images/s3")"
+  # the tests import the stand-in from its folder: their bytecode must not change the image's content hash
+  rm -rf "${LAB_ROOT}/images/ofelia-standin/__pycache__"
   OFELIA_IMAGE="$(build_image infn-lab/ofelia-standin "${LAB_ROOT}/images/ofelia-standin")"
   docker tag "${OFELIA_IMAGE}" infn-lab/ofelia-standin:0.3.21
   # The backup image on this engine too (tagged latest): the module tests run restic and oidc-agent in it.
@@ -85,8 +87,11 @@ start_vm() {
 # prepare_vm NAME: load the base image (the role builds the backup image on it) and the ofelia
 # stand-in into the VM's engine, and seed the sample data. Also used by molecule's prepare step.
 prepare_vm() {
-  local name="$1"
-  if ! docker exec "${name}" docker image inspect "${LAB_BASE_IMAGE}" infn-lab/ofelia-standin:0.3.21 >/dev/null 2>&1; then
+  local name="$1" want have
+  # loaded when missing or different (a rebuilt stand-in reaches VMs that were started before it)
+  want="$(docker image inspect -f '{{.Id}}' "${LAB_BASE_IMAGE}" infn-lab/ofelia-standin:0.3.21)"
+  have="$(docker exec "${name}" docker image inspect -f '{{.Id}}' "${LAB_BASE_IMAGE}" infn-lab/ofelia-standin:0.3.21 2>/dev/null || true)"
+  if [ "${want}" != "${have}" ]; then
     docker save "${LAB_BASE_IMAGE}" infn-lab/ofelia-standin:0.3.21 | docker exec -i "${name}" docker load -q >/dev/null
   fi
   seed_data "${name}"

@@ -14,7 +14,6 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.infn_cloud.backup.plugins.plugin_utils import _model, _validate
 
 
-
 def _context_digest(path):
     """sha256 of every file of the image's build context (names and contents), in a stable order."""
     digest = hashlib.sha256()
@@ -65,8 +64,8 @@ def cloud_backup_repository_env(dest, password, host):
         raise AnsibleFilterError("cloud_backup_destination of %s is missing or has no type" % host)
     if dest["type"] not in _model.ONE_OFF_TYPES:
         raise AnsibleFilterError("the repository of %s (destination type %s) can only be opened through its own backup "
-                                 "stack; types %s can be opened from any host" % (host, dest["type"],
-                                                                                 ", ".join(_model.ONE_OFF_TYPES)))
+                                 "stack; types %s can be opened from any host"
+                                 % (host, dest["type"], ", ".join(_model.ONE_OFF_TYPES)))
     if not password:
         raise AnsibleFilterError("cloud_backup_restic_password of %s is not set" % host)
     return _model.repository_env(dest, password, host)

@@ -207,8 +207,14 @@ def run_playbook(tmp_path, provider, playbook, hosts, decisions=None, extra=(), 
     inventory = {'all': {'children': {'cloud_backup': {
         'hosts': {h.name: {'ansible_host': h.vm, 'cloud_backup_container_name': h.backup} for h in hosts},
         'vars': dict({'ansible_connection': 'community.docker.docker', 'ansible_python_interpreter': '/usr/bin/python3',
+                      # the role's variables (its day-2 entry points check them as the rollout does)
+                      'cloud_backup_restic_password': 'a-restic-password-%s' % RUN,
+                      'cloud_backup_rest_password': 'a-rest-password-%s' % RUN,
+                      'cloud_backup_destination': {'type': 'local', 'path': '/srv/backup-repository'},
+                      'cloud_backup_oidc_account': ACCOUNT,
                       'cloud_backup_oidc_issuer': provider.issuer, 'cloud_backup_oidc_ca_file': CA_IN_CONTAINER,
-                      'cloud_backup_oidc_password': PASSWORD, 'enroll_poll_seconds': 1}, **(extra_vars or {}))}}}}
+                      'cloud_backup_oidc_password': PASSWORD, 'cloud_backup_enroll_poll_seconds': 1},
+                     **(extra_vars or {}))}}}}
     (work / 'inventory.yml').write_text(json.dumps(inventory))
     argv = [os.path.join(BIN, 'ansible-playbook'), '-vvv', '-i', str(work / 'inventory.yml'),
             os.path.join(REPO, 'playbooks', playbook)] + list(extra)
@@ -299,7 +305,7 @@ def module_args(provider, **extra):
 
 # ------------------------------------------------------------------ the tests (in order: they share the fleet)
 def test_enroll_fleet_in_one_sitting_then_rerun_is_unchanged(tmp_path, provider, fleet):
-    rc, output, codes, seconds = run_playbook(tmp_path, provider, 'enroll.yml', fleet, extra=['-e', 'enroll_deadline=90'])
+    rc, output, codes, seconds = run_playbook(tmp_path, provider, 'enroll.yml', fleet, extra=['-e', 'cloud_backup_enroll_deadline=90'])
     assert rc == 0, output[-4000:]
     # One table for the whole fleet, every host with its own code and link.
     assert output.count('HOST                          CODE         LINK') == 1
@@ -370,7 +376,7 @@ def test_renew_fixes_an_expiring_token_and_leaves_the_others(tmp_path, provider,
         # vm1 gets a token that expires in 3 days (renewed with a provider that issues such tokens).
         provider.settings(refresh_token_ttl=3 * 86400)
         rc, output, codes, dummy = run_playbook(tmp_path, provider, 'renew.yml', fleet,
-                                                extra=['--limit', 'vm1', '-e', 'renew_within_days=40'])
+                                                extra=['--limit', 'vm1', '-e', 'cloud_backup_renew_within_days=40'])
         assert rc == 0 and list(codes) == ['vm1'], output[-4000:]
         assert report(output)['vm1'][0] == 'approved'
         days = _days_left(vm1)
@@ -421,7 +427,7 @@ def test_denied_and_expired_are_distinct_and_write_no_account(tmp_path, provider
         provider.settings(device_code_ttl=15)
         rc, output, codes, seconds = run_playbook(tmp_path, provider, 'enroll.yml', hosts,
                                                   decisions={'dx2': 'deny', 'dx3': 'ignore'},
-                                                  extra=['-e', 'enroll_deadline=60'])
+                                                  extra=['-e', 'cloud_backup_enroll_deadline=60'])
         assert rc != 0 and sorted(codes) == ['dx1', 'dx2', 'dx3']
         table = report(output)
         assert table['dx1'][0] == 'approved'

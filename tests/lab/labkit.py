@@ -97,7 +97,11 @@ def _standin():
     folder = os.path.join(REPO, "lab", "images", "ofelia-standin")
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    return importlib.import_module("standin")
+    sys.dont_write_bytecode = True  # no __pycache__ in the image's build context
+    try:
+        return importlib.import_module("standin")
+    finally:
+        sys.dont_write_bytecode = False
 
 
 def scheduled_job(container, job, env=None, project_dir="/opt/cloud-backup", command=None):

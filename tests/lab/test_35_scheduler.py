@@ -27,7 +27,8 @@ def rolled_out(tmp_path_factory):
     lab_vms()  # the lab network, S3 and Healthchecks must be up
     tmp = tmp_path_factory.mktemp("s35")
     try:
-        res = subprocess.run(["bash", "lab/lab.sh", "extra-vm", VM], cwd=REPO, capture_output=True, text=True, timeout=600)
+        res = subprocess.run(["bash", "lab/lab.sh", "extra-vm", VM], cwd=REPO, capture_output=True, text=True,
+                             timeout=600)
         assert res.returncode == 0, res.stderr[-2000:]
         vm_exec(VM, "mkdir -p /srv/data/sub && head -c 500000 /dev/urandom > /srv/data/blob.bin"
                     " && for i in $(seq 1 10); do seq 1 $((i * 100)) > /srv/data/sub/f$i.txt; done")
@@ -69,8 +70,8 @@ def snapshots():
 
 
 def test_the_config_rendered_by_the_role_passes_the_stand_ins_validate(rolled_out):
-    res = vm_exec(VM, "docker run --rm -v /opt/cloud-backup/ofelia/config.ini:/c.ini:ro %s validate --config=/c.ini" % STANDIN,
-                  check=False)
+    res = vm_exec(VM, "docker run --rm -v /opt/cloud-backup/ofelia/config.ini:/c.ini:ro %s validate --config=/c.ini"
+                  % STANDIN, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
     assert 'New job registered "backup-data"' in res.stdout and "@every 20s" in res.stdout
     assert "Failed to register job" not in res.stdout

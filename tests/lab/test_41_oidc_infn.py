@@ -101,7 +101,7 @@ def lab_address(container):
 def run_with_approval(provider, inventory, path, *extra):
     """A playbook that prints the fleet's table of codes; the scripted user approves each code it shows."""
     argv = [os.path.join(BIN, "ansible-playbook"), "-vvv", "-i", LAB_INVENTORY, "-i", str(inventory), path, "--limit", HOST,
-            "-e", "enroll_deadline=240 enroll_poll_seconds=1"] + list(extra)
+            "-e", "cloud_backup_enroll_deadline=240 cloud_backup_enroll_poll_seconds=1"] + list(extra)
     proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
     out, approved = [], []
@@ -227,7 +227,7 @@ def test_check_refresh_token_pings_failure_then_renew_fixes_it(lab):
     assert "ansible-playbook infn_cloud.backup.renew" in last["body"] and PASSWORD not in last["body"]
     lab["provider"].settings(refresh_token_ttl=30 * 86400)
     rc, approved, out = run_with_approval(lab["provider"], lab["inventory"], "playbooks/renew.yml",
-                                          "-e", "renew_within_days=7")
+                                          "-e", "cloud_backup_renew_within_days=7")
     assert rc == 0 and len(approved) == 1, out[-5000:]
     res = job("check-refresh-token", "check-refresh-token")
     assert res.returncode == 0, res.stdout + res.stderr

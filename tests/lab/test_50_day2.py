@@ -1,9 +1,12 @@
-"""Day-2 playbooks on two VMs of their own (d2a: ofelia, source www; d2b: cron, source alice), each with its
-own repository in the lab's S3: backup_now, status (ok, late on a down check, non-zero exit), restore onto
-another VM (identical checksums, refuses to overwrite), the restore drill (passes, then detects a tampered
-repository), decommission (keeps the data; a later restore works) and purge (only that host's snapshots)."""
+"""Day-2 playbooks (the role's entry points) on two VMs of their own (d2a: ofelia, source www, an oidc-agent
+password but no account; d2b: cron, source alice), each with its own repository in the lab's S3: backup_now,
+status (ok, late on a down check, non-zero exit; no token column without an account), enroll and renew (n/a
+without an account), restore onto another VM (identical checksums, refuses to overwrite), the restore drill
+(passes, then detects a tampered repository), decommission (keeps the data; a later restore works), purge (only
+that host's snapshots) and the variables of earlier versions refused."""
 
 import json
+import re
 import subprocess
 import urllib.request
 import uuid
@@ -96,6 +99,8 @@ def fleet(tmp_path_factory):
                                          "secret_access_key": "lab-secret-key", "region": "us-east-1"},
         }
     hosts["d2b"]["cloud_backup_scheduler"] = "cron"
+    # a password without an account: the host has no oidc-agent account (the role's meaning of an empty account)
+    hosts["d2a"]["cloud_backup_oidc_password"] = "a-password-without-an-account"
     inventory = tmp / "hosts.yml"
     inventory.write_text(json.dumps({"all": {"children": {"cloud_backup": {"hosts": hosts}}}}))
     rollout = playbook("-i", str(inventory), "--limit", "d2a,d2b")
@@ -115,8 +120,8 @@ def day2(fleet, name, *args):
 
 def status(fleet):
     out = fleet["tmp"] / "status.json"
-    run = day2(fleet, "status", "--limit", "d2a,d2b", "-e", "status_json=%s" % out,
-               "-e", "status_html=%s" % (fleet["tmp"] / "status.html"))
+    run = day2(fleet, "status", "--limit", "d2a,d2b", "-e", "cloud_backup_status_json=%s" % out,
+               "-e", "cloud_backup_status_html=%s" % (fleet["tmp"] / "status.html"))
     return run, {row["host"]: row for row in json.loads(out.read_text())["hosts"]}
 
 
@@ -128,10 +133,10 @@ def test_backup_now_adds_a_snapshot_and_pings(fleet):
     assert checks("d2a")["d2a-backup-www"]["status"] == "up"
     assert checks("d2b")["d2b-backup-alice"]["status"] == "up"
     assert "d2a" in run.out and "www" in run.out and "ok" in run.out
-    one = day2(fleet, "backup_now", "--limit", "d2a", "-e", "source=www")
+    one = day2(fleet, "backup_now", "--limit", "d2a", "-e", "cloud_backup_backup_now_source=www")
     assert one.rc == 0, one.out[-3000:]
     assert len(snapshots("d2a")) == before["d2a"] + 2
-    missing = day2(fleet, "backup_now", "--limit", "d2a", "-e", "source=nosuch")
+    missing = day2(fleet, "backup_now", "--limit", "d2a", "-e", "cloud_backup_backup_now_source=nosuch")
     assert missing.rc != 0 and "no source named nosuch" in missing.out
 
 
@@ -162,10 +167,34 @@ def test_status_ok_then_late_when_a_check_is_down(fleet):
     assert again.rc == 0 and rows["d2a"]["verdict"] == "ok", again.out[-3000:]
 
 
+def test_enroll_and_renew_skip_hosts_without_an_account(fleet):
+    """d2a has cloud_backup_oidc_password but no cloud_backup_oidc_account: like the role, enroll, renew and status
+    take that as "no account" (n/a), never as an account named cloud-backup to enroll."""
+    for name in ("enroll", "renew"):
+        run = day2(fleet, name, "--limit", "d2a,d2b", "-e", "cloud_backup_enroll_deadline=30")
+        assert run.rc == 0, run.out[-4000:]
+        assert "Nothing to approve" in run.out
+        for host in ("d2a", "d2b"):
+            assert re.search(r'"%s\s+n/a\s+no oidc-agent account' % host, run.out), run.out[-3000:]
+        assert run.changed("d2a") == 0 and run.changed("d2b") == 0
+    dummy, rows = status(fleet)
+    assert rows["d2a"]["token"] == "n/a" and rows["d2a"]["token_days_left"] is None
+    assert not [r for r in rows["d2a"]["reasons"] if "token" in r]
+
+
+def test_variables_of_earlier_versions_are_refused(fleet):
+    before = len(snapshots("d2a"))
+    run = day2(fleet, "backup_now", "--limit", "d2a", "-e", "source=www")
+    assert run.rc != 0
+    assert "source is no longer used: set cloud_backup_backup_now_source" in run.out, run.out[-3000:]
+    assert len(snapshots("d2a")) == before
+
+
 def test_restore_on_another_vm_is_identical_and_never_overwrites(fleet):
     target = "/srv/restored-www"
     vm_exec(VMS["d2b"], "rm -rf %s" % target)
-    args = ("-e", "restore_from=d2a", "-e", "restore_to=d2b", "-e", "source=www", "-e", "restore_target=%s" % target)
+    args = ("-e", "cloud_backup_restore_from=d2a", "-e", "restore_to=d2b", "-e", "cloud_backup_restore_source=www",
+            "-e", "cloud_backup_restore_target=%s" % target)
     run = day2(fleet, "restore", *args)
     assert run.rc == 0, run.out[-4000:]
     assert "verified" in run.out
@@ -177,14 +206,14 @@ def test_restore_on_another_vm_is_identical_and_never_overwrites(fleet):
     assert refused.rc != 0 and "is not empty" in refused.out and "nothing was restored" in refused.out
     assert vm_exec(VMS["d2b"], "cat %s/index.html" % target).stdout == "local edit\n"
     # unless asked to
-    forced = day2(fleet, "restore", *args, "-e", "overwrite=true")
+    forced = day2(fleet, "restore", *args, "-e", "cloud_backup_restore_overwrite=true")
     assert forced.rc == 0, forced.out[-3000:]
     assert checksums(VMS["d2b"], target) == checksums(VMS["d2a"], "/srv/www")
     # one directory of a snapshot chosen by id, on the host itself
     snap = snapshots("d2a")[-1]
     vm_exec(VMS["d2a"], "rm -rf /srv/restored-img")
-    by_id = day2(fleet, "restore", "-e", "restore_from=d2a", "-e", "snapshot=%s" % snap["short_id"],
-                 "-e", "path=/backup/www/img", "-e", "restore_target=/srv/restored-img")
+    by_id = day2(fleet, "restore", "-e", "cloud_backup_restore_from=d2a", "-e", "cloud_backup_restore_snapshot=%s" % snap["short_id"],
+                 "-e", "cloud_backup_restore_path=/backup/www/img", "-e", "cloud_backup_restore_target=/srv/restored-img")
     assert by_id.rc == 0, by_id.out[-3000:]
     assert checksums(VMS["d2a"], "/srv/restored-img") == checksums(VMS["d2a"], "/srv/www/img")
     assert "index.html" not in checksums(VMS["d2a"], "/srv/restored-img")
@@ -248,8 +277,8 @@ def test_decommission_keeps_the_data_and_a_later_restore_works(fleet):
     # the host is gone, its data is not: restore it onto d2a
     target = "/srv/restored-alice"
     vm_exec(VMS["d2a"], "rm -rf %s" % target)
-    restore = day2(fleet, "restore", "-e", "restore_from=d2b", "-e", "restore_to=d2a", "-e", "source=alice",
-                   "-e", "restore_target=%s" % target)
+    restore = day2(fleet, "restore", "-e", "cloud_backup_restore_from=d2b", "-e", "restore_to=d2a",
+                   "-e", "cloud_backup_restore_source=alice", "-e", "cloud_backup_restore_target=%s" % target)
     assert restore.rc == 0, restore.out[-4000:]
     assert checksums(VMS["d2a"], target) == checksums(vm, "/home/alice")
     # a second run has nothing left to do
@@ -261,7 +290,8 @@ def test_purge_removes_only_that_hosts_snapshots(fleet):
     other = s3_objects(fleet["prefixes"]["d2a"])
     mine = s3_objects(fleet["prefixes"]["d2b"])
     assert [k for k in mine if "/snapshots/" in k] and [k for k in mine if "/data/" in k]
-    run = day2(fleet, "decommission", "-e", "decommission_hosts=d2b", "-e", "purge=true", "-e", "decommission_checks=absent")
+    run = day2(fleet, "decommission", "-e", "decommission_hosts=d2b", "-e", "cloud_backup_decommission_purge=true",
+               "-e", "cloud_backup_decommission_checks=absent")
     assert run.rc == 0, run.out[-4000:]
     assert "purged" in run.out
     assert checks("d2b") == {} and "d2a-backup-www" in checks("d2a")

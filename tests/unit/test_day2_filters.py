@@ -1,4 +1,4 @@
-"""The day-2 filters: verdicts of the status report, restic times, the one-off repository environment."""
+"""The day-2 filters: verdicts of the status report, restic times, the redaction of restic's messages."""
 
 import pytest
 from ansible.errors import AnsibleFilterError
@@ -66,17 +66,22 @@ def test_restic_times():
         f.cloud_backup_epoch("yesterday")
 
 
-def test_repository_env_for_a_one_off_container():
-    dest = {"type": "s3", "endpoint": "http://s3:5000", "bucket": "b", "access_key_id": "k", "secret_access_key": "s"}
-    env = f.cloud_backup_repository_env(dest, "pw", "h1")
-    assert env["RESTIC_REPOSITORY"] == "rclone:dest:b/h1" and env["RESTIC_PASSWORD"] == "pw"
-    assert env["RCLONE_CONFIG_DEST_SECRET_ACCESS_KEY"] == "s" and "BACKUP_BUCKET_PATH" not in env
-    assert f.cloud_backup_repository_env({"type": "local", "path": "/r"}, "pw", "h1")["RESTIC_REPOSITORY"] == "/destination"
-    with pytest.raises(AnsibleFilterError, match="own backup stack"):
-        f.cloud_backup_repository_env({"type": "infn", "endpoint": "http://s3", "bucket": "b"}, "pw", "h1")
-    with pytest.raises(AnsibleFilterError, match="password"):
-        f.cloud_backup_repository_env(dest, "", "h1")
-    assert f.cloud_backup_destination_label(dest, "h1") == "s3:http://s3:5000/b/h1"
+def test_redact_masks_the_secrets_of_a_one_off_environment_and_url_credentials():
+    """restic's and rclone's messages are shown to the user (never under no_log): every secret value of the one-off
+    container's environment is masked, in any spelling restic may print it, and so are URL credentials."""
+    from ansible_collections.infn_cloud.backup.plugins.plugin_utils import _model
+    dest = {"type": "s3", "endpoint": "http://s3:5000", "bucket": "b", "access_key_id": "AKIA-lab-key",
+            "secret_access_key": "s3cr/et+key"}
+    env = _model.repository_env(dest, "the restic pw", "h1")
+    line = ("Fatal: the restic pw s3cr/et+key s3cr%2Fet%2Bkey AKIA-lab-key rest:https://u:p%40ss@rest.example.org/h1 "
+            "rclone:dest:b/h1")
+    out = f.cloud_backup_redact(line, env)
+    for secret in ("the restic pw", "s3cr/et+key", "s3cr%2Fet%2Bkey", "AKIA-lab-key", "p%40ss"):
+        assert secret not in out
+    assert "rclone:dest:b/h1" in out and "rest.example.org/h1" in out  # what is not secret stays readable
+    pem = "-----BEGIN OPENSSH PRIVATE KEY-----\\nb3BlbnNzaC1rZXktdjEAAAAA\\n-----END OPENSSH PRIVATE KEY-----"
+    assert "b3BlbnNzaC1rZXktdjEAAAAA" not in f.cloud_backup_redact("key b3BlbnNzaC1rZXktdjEAAAAA", {"RCLONE_CONFIG_DEST_KEY_PEM": pem})
+    assert f.cloud_backup_redact(None) == "" and f.cloud_backup_redact("plain", {"RESTIC_PASSWORD": "x"}) == "plain"
 
 
 def test_reports():

@@ -208,6 +208,11 @@ def _atoi(text):
     return int(text)
 
 
+def _number(part, names):
+    """A field's number, or a month or day name (any case)."""
+    return names[part.lower()] if names and part.lower() in names else _atoi(part)
+
+
 def _parse_field(text, bounds):
     """(set of values, star) of one field: comma-separated `*`, `?`, N, N-M, each with an optional /step."""
     _, low, high, names = bounds
@@ -218,10 +223,11 @@ def _parse_field(text, bounds):
         if low_high[0] in ("*", "?"):
             start, end, star = low, high, True
         else:
-            ints = [names[p.lower()] if names and p.lower() in names else _atoi(p) for p in low_high[:2]]
+            start = end = _number(low_high[0], names)
             if len(low_high) > 2:
                 raise ScheduleError("Too many hyphens: %s" % expr)
-            start, end = ints[0], ints[-1]
+            if len(low_high) == 2:
+                end = _number(low_high[1], names)
         if len(range_step) > 2:
             raise ScheduleError("Too many slashes: %s" % expr)
         step = 1
@@ -287,23 +293,51 @@ class SpecSchedule:
         second, minute, hour, dom, month, dow = (",".join(map(str, sorted(f))) for f in self.fields)
         # croniter takes the seconds last; robfig ANDs the day fields when either starts with * or ?
         expr = " ".join((minute, hour, dom, month, dow, second))
-        zone, stamp = after.tzinfo, after.timestamp()
+        day_or = not (self.dom_star or self.dow_star)
         wall = after.replace(tzinfo=None, microsecond=0, fold=0)
-        if any(datetime.fromtimestamp(stamp + hours * 3600, zone).utcoffset() != after.utcoffset() for hours in (-3, 3)):
-            wall -= timedelta(hours=3)  # near a change of offset: an earlier wall time may come (again)
-        matches = croniter(expr, wall, day_or=not (self.dom_star or self.dow_star))
         try:
-            while True:
-                candidate = matches.get_next(datetime)
-                if candidate.year > after.year + 5:
-                    return None
-                for fold in (0, 1):
-                    instant = candidate.replace(tzinfo=zone, fold=fold)
-                    exists = datetime.fromtimestamp(instant.timestamp(), zone).replace(tzinfo=None) == candidate
-                    if exists and instant.timestamp() > stamp:
-                        return datetime.fromtimestamp(instant.timestamp(), zone)
+            found = [self._first(croniter(expr, wall, day_or=day_or), after)]
+            repeat = _repeat_start(after)
+            if repeat is not None:  # the clock goes back soon: times up to now come again
+                candidate = croniter(expr, repeat - timedelta(seconds=1), day_or=day_or).get_next(datetime)
+                if candidate <= wall:
+                    again = candidate.replace(tzinfo=after.tzinfo, fold=1)  # its second pass
+                    found.append(datetime.fromtimestamp(again.timestamp(), after.tzinfo))
         except CroniterBadDateError:
             return None
+        found = [f for f in found if f is not None]
+        return min(found, key=lambda f: f.timestamp()) if found else None
+
+    @staticmethod
+    def _first(matches, after):
+        """The first instant after `after` of the wall-clock times croniter yields (each 0, 1 or 2 instants)."""
+        zone, stamp = after.tzinfo, after.timestamp()
+        while True:
+            candidate = matches.get_next(datetime)
+            if candidate.year > after.year + 5:
+                return None
+            for fold in (0, 1):
+                instant = candidate.replace(tzinfo=zone, fold=fold)
+                exists = datetime.fromtimestamp(instant.timestamp(), zone).replace(tzinfo=None) == candidate
+                if exists and instant.timestamp() > stamp:
+                    return datetime.fromtimestamp(instant.timestamp(), zone)
+
+
+def _repeat_start(after):
+    """When `after` is in the first pass of a wall-clock hour that a fall back repeats, the wall time the clock
+    goes back to (found to the second); else None."""
+    zone, stamp = after.tzinfo, after.timestamp()
+    gap = after.replace(fold=1).timestamp() - stamp
+    if after.fold or gap <= 0:
+        return None
+    low, high = math.floor(stamp), math.ceil(stamp + gap)  # the offset changes in (low, high]
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == after.utcoffset():
+            low = middle
+        else:
+            high = middle
+    return datetime.fromtimestamp(high, zone).replace(tzinfo=None, fold=0)
 
 
 @dataclass
@@ -448,11 +482,11 @@ class Logger:
 
 
 def _announce(log, config):
+    """Registers the jobs, logging each as ofelia's scheduler does; the registered (job, schedule) pairs."""
     registered, failed = register(config)
-    for job, _ in registered:
-        log.log("NOTICE", "New job registered %s - %s - %s" % (go_quote(job.name), go_quote(job.command), go_quote(job.schedule)))
-    for job, _ in failed:
-        log.log("WARNING", "Failed to register job %s - %s - %s" % (go_quote(job.name), go_quote(job.command), go_quote(job.schedule)))
+    for level, text, jobs in (("NOTICE", "New job registered", registered), ("WARNING", "Failed to register job", failed)):
+        for job, _ in jobs:
+            log.log(level, "%s %s - %s - %s" % (text, go_quote(job.name), go_quote(job.command), go_quote(job.schedule)))
     return registered
 
 
@@ -570,7 +604,8 @@ class Daemon:
             res = self._run(docker + [job.get("container", "")] + argv, env=env)
             if isinstance(res, str):
                 return b"", b"", "error creating exec: " + res
-            return res.stdout, res.stderr, None if res.returncode == 0 else "error non-zero exit code: %d" % res.returncode
+            error = None if res.returncode == 0 else "error non-zero exit code: %d" % res.returncode
+            return res.stdout, res.stderr, error
         if job.kind == "job-local":
             if not argv:
                 return b"", b"", "runtime error: index out of range [0] with length 0"
@@ -601,7 +636,8 @@ class Daemon:
         settings = own or {k: self.config.global_.get(k) for k in ("save-folder", "save-only-on-error")}
         if not any(settings.values()) or settings.get("save-only-on-error") and not execution["Failed"]:
             return
-        root = os.path.join(settings.get("save-folder") or "", "%s_%s" % (execution["Date"].strftime("%Y%m%d_%H%M%S"), job.name))
+        stamp = execution["Date"].strftime("%Y%m%d_%H%M%S")
+        root = os.path.join(settings.get("save-folder") or "", "%s_%s" % (stamp, job.name))
         record = {"Job": {"Kind": job.kind, "Name": job.name, **{k: v for k, v in job.keys.items()
                                                                    if not k.startswith(("smtp-", "slack-"))}},
                   "Execution": dict(execution, Date=execution["Date"].isoformat(), IsRunning=False)}
@@ -634,7 +670,7 @@ def main(argv, environ=None, stream=None):
         elif arg == "--config" and rest:
             config_file = rest.pop(0)
         else:
-            print("unknown flag or argument %s (the stand-in reads only --config)\n%s" % (go_quote(arg), USAGE), file=sys.stderr)
+            print("unknown argument %s (the stand-in reads only --config)\n%s" % (go_quote(arg), USAGE), file=sys.stderr)
             return 1
     if command == "validate":
         log.log("DEBUG", "Validating %s ... " % go_quote(config_file))
