@@ -8,8 +8,13 @@ REQS="${REPO_ROOT}/tests/requirements.txt"
 VENV="${CACHE}/venv-$(cat "${REQS}" | sha256sum | cut -c1-12)"
 
 if [ ! -f "${VENV}/.complete" ]; then
-  echo "[env] creating the Python tooling in ${VENV} (a few minutes, once per requirements change)" >&2
   mkdir -p "${CACHE}"
+  # one creator at a time: a second caller waits for it, then uses its venv
+  exec 8>"${CACHE}/venv.lock"
+  flock 8
+fi
+if [ ! -f "${VENV}/.complete" ]; then
+  echo "[env] creating the Python tooling in ${VENV} (a few minutes, once per requirements change)" >&2
   rm -rf "${VENV}"
   python3 -m venv "${VENV}"
   "${VENV}/bin/pip" install -q --upgrade pip >"${CACHE}/pip.log" 2>&1
@@ -17,6 +22,7 @@ if [ ! -f "${VENV}/.complete" ]; then
     || { grep -v "^WARNING: Location" "${CACHE}/pip.log" | tail -30 >&2; echo "[env] pip install failed" >&2; exit 1; }
   touch "${VENV}/.complete"
 fi
+exec 8>&- 2>/dev/null || true
 export PATH="${VENV}/bin:${PATH}"
 export VIRTUAL_ENV="${VENV}"
 
