@@ -36,14 +36,13 @@ import time
 from datetime import datetime, timezone
 
 from ansible_collections.infn_cloud.backup.plugins.module_utils._process import (
-    CONTROL, container_problems, run_bounded)
+    KILL_AFTER, CONTROL, container_problems, run_bounded)
 
 try:
     from urllib.parse import quote
 except ImportError:  # pragma: no cover - Python 2 is not supported by this collection
     from urllib import quote
 
-KILL_AFTER = 5
 PASSWORD_ENV = 'OIDC_ENCRYPTION_PW'
 DEFAULT_ISSUER = 'https://iam.cloud.infn.it/'
 DEFAULT_SCOPES = ['openid', 'profile', 'offline_access']

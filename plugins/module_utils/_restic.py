@@ -16,7 +16,7 @@ import os
 import re
 
 from ansible_collections.infn_cloud.backup.plugins.module_utils._process import (
-    CONTROL, container_problems, run_bounded)
+    KILL_AFTER, CONTROL, container_problems, run_bounded)
 
 MEANINGS = {
     0: 'ok',
@@ -34,7 +34,6 @@ MEANINGS = {
 }
 MEANINGS[137] = MEANINGS[124] + ', killed'
 DOCKER_ERRORS = ('Error response from daemon', 'Cannot connect to the Docker daemon')
-KILL_AFTER = 5
 ENV_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
 URL_USERINFO = re.compile(r'(://)[^/@\s]+@')
