@@ -293,6 +293,8 @@ def host_model(v, host, groups, host_timezone, now, context_digest=""):
     if dest["type"] == "rest":
         env["RESTIC_REPOSITORY"] = _rest_url(dest)
     else:
+        # the rclone remote that start-server serves, and the repository's path inside it
+        env["CLOUD_BACKUP_REMOTE"] = PRIMARY_REMOTE
         env["BACKUP_BUCKET_PATH"] = primary_path
     sec_list = []
     for sec in secondaries:

@@ -84,6 +84,8 @@ def test_s3_primary_env():
         "RCLONE_CONFIG_DEST_ENDPOINT": "https://s3.example.org", "RCLONE_CONFIG_DEST_ENV_AUTH": "false",
         "RCLONE_CONFIG_DEST_ACCESS_KEY_ID": "AKIAREAL", "RCLONE_CONFIG_DEST_SECRET_ACCESS_KEY": "s3-secret-real"}
     assert env["RESTIC_REPOSITORY"] == "rest:http://127.0.0.1:8089/" and "OIDC_SOCK" not in env
+    # the remote start-server serves, named by the model (rclone reads RCLONE_CONFIG_<REMOTE>_*)
+    assert (env["CLOUD_BACKUP_REMOTE"], env["BACKUP_BUCKET_PATH"]) == ("dest", "b/vm1")
 
 
 def test_infn_primary_and_the_oidc_paths_come_from_the_model():
@@ -104,6 +106,7 @@ def test_rest_primary_is_the_repository_itself():
     m = model(good(cloud_backup_destination={k: v for k, v in REST.items() if k != "name"}))
     assert m["env"]["RESTIC_REPOSITORY"] == "rest:https://u:p%40ss%2Fw@rest.example.org:8000/vm1/"
     assert "BACKUP_BUCKET_PATH" not in m["env"] and "RCLONE_CONFIG_DEST_TYPE" not in m["env"]
+    assert "CLOUD_BACKUP_REMOTE" not in m["env"]  # nothing to serve
 
 
 def test_one_off_env_opens_the_repository_without_the_stack():
