@@ -58,19 +58,6 @@ def cloud_backup_dotenv(model, checks=None):
         raise AnsibleFilterError(str(exc))
 
 
-def cloud_backup_repository_env(dest, password, host):
-    """Environment of a one-off restic that opens the primary repository of `host` (one-off types only)."""
-    if not isinstance(dest, dict) or not dest.get("type"):
-        raise AnsibleFilterError("cloud_backup_destination of %s is missing or has no type" % host)
-    if dest["type"] not in _model.ONE_OFF_TYPES:
-        raise AnsibleFilterError("the repository of %s (destination type %s) can only be opened through its own backup "
-                                 "stack; types %s can be opened from any host"
-                                 % (host, dest["type"], ", ".join(_model.ONE_OFF_TYPES)))
-    if not password:
-        raise AnsibleFilterError("cloud_backup_restic_password of %s is not set" % host)
-    return _model.repository_env(dest, password, host)
-
-
 class FilterModule:
     def filters(self):
         return {
@@ -78,5 +65,4 @@ class FilterModule:
             "cloud_backup_problems": cloud_backup_problems,
             "cloud_backup_model": cloud_backup_model,
             "cloud_backup_dotenv": cloud_backup_dotenv,
-            "cloud_backup_repository_env": cloud_backup_repository_env,
         }

@@ -24,7 +24,7 @@ import uuid
 import pytest
 import yaml
 
-from labkit import LAB_INVENTORY, REPO, hc_pings, lab_vms, playbook, vm_exec
+from labkit import LAB_INVENTORY, REPO, hc_pings, lab_vms, playbook, run_job, vm_exec
 
 RUN = uuid.uuid4().hex[:6]
 HOST = "o41%s" % RUN
@@ -53,7 +53,8 @@ def pings(check):
 
 
 def job(name, command):
-    return vm_exec(VM, "docker exec -u user -e CLOUD_BACKUP_JOB=%s cloud-backup %s" % (name, command), check=False)
+    """The job NAME run as its scheduler runs it (user and environment of the deployed config), with COMMAND."""
+    return run_job(VM, name, command=command)
 
 
 class Provider:

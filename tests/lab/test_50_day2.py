@@ -184,9 +184,9 @@ def test_enroll_and_renew_skip_hosts_without_an_account(fleet):
 
 def test_variables_of_earlier_versions_are_refused(fleet):
     before = len(snapshots("d2a"))
-    run = day2(fleet, "backup_now", "--limit", "d2a", "-e", "source=www")
+    run = day2(fleet, "backup_now", "--limit", "d2a", "-e", "backup_now_timeout=60")
     assert run.rc != 0
-    assert "source is no longer used: set cloud_backup_backup_now_source" in run.out, run.out[-3000:]
+    assert "backup_now_timeout is no longer used: set cloud_backup_backup_now_timeout" in run.out, run.out[-3000:]
     assert len(snapshots("d2a")) == before
 
 

@@ -9,7 +9,8 @@ of their own:
   decommission with the reason, before anything is removed; through the running stack its snapshots are read and
   kept; a second run changes nothing; a purge once the stack is gone is refused;
 - an s3 primary: a wrong password fails before anything is removed (and is never shown); decommissioned, then the
-  VM itself removed, its data is restored onto another VM with identical files."""
+  VM itself removed, its data is restored onto another VM with identical files;
+- an infn primary whose account was never enrolled (no repository could be created): decommissioned all the same."""
 
 import base64
 import hashlib
@@ -32,10 +33,10 @@ from labkit import REPO, lab_vms, playbook, vm_exec
 from test_41_oidc_infn import Provider, lab_address
 
 RUN = uuid.uuid4().hex[:6]
-HOSTS = {"infn": "d51i%s" % RUN, "sftp": "d51s%s" % RUN, "s3": "d51o%s" % RUN}
+HOSTS = {"infn": "d51i%s" % RUN, "sftp": "d51s%s" % RUN, "s3": "d51o%s" % RUN, "fresh": "d51n%s" % RUN}
 VMS = {kind: "infn-lab-d51-%s-%s" % (kind, RUN) for kind in HOSTS}
 STS = "infn-lab-d51-sts-%s" % RUN
-SFTP = "infn-lab-d51-sftp-%s" % RUN
+SFTP = "infn-lab-d51-sftpd-%s" % RUN
 PASSWORD = "oidc-pw-%s" % uuid.uuid4().hex
 CA = "/etc/cloud-backup/destinations/oidc-ca.pem"
 CODE_ROW = re.compile(r'^\s*"(\S+)\s+([A-Z0-9]{4}-[A-Z0-9]{4})\s+(https://\S+?)",?\s*$')
@@ -169,16 +170,18 @@ def lab(tmp_path_factory):
         for kind, vm in VMS.items():
             vm_exec(vm, "mkdir -p /srv/data/sub && seq 1 40000 > /srv/data/numbers.txt && head -c 200000 /dev/urandom"
                         " > /srv/data/sub/random.bin && echo %s > /srv/data/sub/kind.txt" % kind)
-        vm_exec(VMS["infn"], "mkdir -p /opt/cloud-backup/destinations && cat > /opt/cloud-backup/destinations/oidc-ca.pem"
-                             " <<'EOF'\n%sEOF\nchmod 0644 /opt/cloud-backup/destinations/oidc-ca.pem" % open(provider.ca).read())
+        for vm in (VMS["infn"], VMS["fresh"]):
+            vm_exec(vm, "mkdir -p /opt/cloud-backup/destinations && cat > /opt/cloud-backup/destinations/oidc-ca.pem"
+                        " <<'EOF'\n%sEOF\nchmod 0644 /opt/cloud-backup/destinations/oidc-ca.pem" % open(provider.ca).read())
         source = [{"name": "data", "path": "/srv/data"}]
-        hosts = {
-            HOSTS["infn"]: {
-                "ansible_host": VMS["infn"], "cloud_backup_sources": source,
+        infn = {"ansible_host": VMS["fresh"], "cloud_backup_sources": source,
                 "cloud_backup_destination": {"type": "infn", "endpoint": "http://%s:5000" % sts_ip,
                                              "bucket": "infn-backups", "role_name": "lab-backup", "audience": "lab-s3"},
                 "cloud_backup_oidc_account": "cloud-backup", "cloud_backup_oidc_password": PASSWORD,
-                "cloud_backup_oidc_issuer": provider.issuer, "cloud_backup_oidc_ca_file": CA},
+                "cloud_backup_oidc_issuer": provider.issuer, "cloud_backup_oidc_ca_file": CA}
+        hosts = {
+            HOSTS["fresh"]: infn,
+            HOSTS["infn"]: dict(infn, ansible_host=VMS["infn"]),
             HOSTS["sftp"]: {
                 "ansible_host": VMS["sftp"], "cloud_backup_sources": source,
                 "cloud_backup_destination": {
@@ -201,7 +204,7 @@ def lab(tmp_path_factory):
         enroll(lab)
         rollout = playbook("-i", str(inventory), "--limit", HOSTS["infn"])
         assert rollout.rc == 0 and "is not enrolled yet" not in rollout.out, rollout.out[-5000:]
-        backup = day2(lab, "backup_now", "--limit", limit)
+        backup = day2(lab, "backup_now", "--limit", ",".join(HOSTS[k] for k in ("infn", "sftp", "s3")))
         assert backup.rc == 0, backup.out[-5000:]
         yield lab
     finally:
@@ -305,3 +308,12 @@ def test_s3_restore_from_a_decommissioned_host_that_is_gone(lab):
     assert checksums(VMS["sftp"], target) == original
     assert hashlib.sha256(b"s3\n").hexdigest() in original  # the s3 host's own files
     assert "lab-secret-key" not in restore.out and "lab restic password" not in restore.out
+
+
+def test_infn_host_never_enrolled_is_decommissioned_all_the_same(lab):
+    host = HOSTS["fresh"]
+    run = day2(lab, "decommission", "-e", "decommission_hosts=%s" % host, "-e", "cloud_backup_decommission_purge=true")
+    assert run.rc == 0, run.out[-5000:]
+    assert "untouched: the oidc-agent account was never enrolled, so no repository was created" in run.out, run.out[-3000:]
+    assert "oidc-agent account cloud-backup not enrolled" in run.out
+    assert stack_left("fresh") == []
