@@ -17,6 +17,8 @@ import uuid
 import boto3
 import pytest
 
+from ansible_collections.infn_cloud.backup.plugins.plugin_utils import _model
+
 IMAGE = 'infn-cloud/cloud-backup:latest'
 BUCKET = 'backups'
 TIMEOUT = 10  # the modules' timeout in these tests (seconds)
@@ -72,10 +74,13 @@ class Backup:
         self.name, self.path, self.port = 'infn-test-restic-%s-%s' % (RUN, uuid.uuid4().hex[:6]), path, free_port()
         self.password = 'restic-pw-' + uuid.uuid4().hex
         self.repository = 'rest:http://127.0.0.1:%d/' % self.port
-        env = dict(RCLONE_CONFIG_DEST_TYPE='s3', RCLONE_CONFIG_DEST_PROVIDER='Other',
-                   RCLONE_CONFIG_DEST_ENDPOINT='http://127.0.0.1:%d' % s3_port,
-                   RCLONE_CONFIG_DEST_ACCESS_KEY_ID=S3_KEY, RCLONE_CONFIG_DEST_SECRET_ACCESS_KEY=S3_SECRET,
-                   BACKUP_BUCKET_PATH='%s/%s' % (BUCKET, path), RESTIC_REST_PORT=str(self.port),
+        # the destination's environment as the role's host model writes it to .env
+        dest = {'type': 's3', 'endpoint': 'http://127.0.0.1:%d' % s3_port, 'bucket': BUCKET, 'path': path,
+                'access_key_id': S3_KEY, 'secret_access_key': S3_SECRET}
+        env, bucket_path = _model.destination_env(dest, _model.PRIMARY_REMOTE, path)
+        env = {k: v for k, v in env.items() if v is not None}
+        env.update(CLOUD_BACKUP_REMOTE=_model.PRIMARY_REMOTE, BACKUP_BUCKET_PATH=bucket_path)
+        env.update(RESTIC_REST_PORT=str(self.port),
                    RESTIC_REST_USERNAME=REST_USER, RESTIC_REST_PASSWORD=REST_PASSWORD,
                    RESTIC_REPOSITORY=self.repository, RESTIC_PASSWORD=self.password)
         # Values through the docker client's environment (-e NAME), as the module does it.

@@ -13,7 +13,7 @@ def vms():
     return lab_vms()
 
 
-ARGSPEC_FAILED = 'TASK [infn_cloud.backup.cloud_backup : Validating arguments against arg spec main'
+ARGSPEC_FAILED = "TASK [infn_cloud.backup.cloud_backup : Validating arguments against arg spec 'main'"
 GATE = "Nothing was changed on any host: preflight failed on"
 
 
