@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from ansible.errors import AnsibleFilterError
 
-VERDICTS = ("ok", "token expiring", "late", "failing")  # from best to worst
+VERDICTS = ("ok", "token expiring", "unmonitored", "late", "failing")  # from best to worst
 
 
 def cloud_backup_abspath(path):
@@ -86,15 +86,30 @@ def cloud_backup_size(num):
     return "n/a"
 
 
+def _checks_text(jobs, retired):
+    """backup-www:up forget:paused(kept) ...; retired: backup-old (paused): each job's check, (kept) when the inventory
+    keeps it paused, then the checks of removed sources."""
+    text = " ".join("%s:%s%s" % (j["job"], j["status"], "(kept)" if j.get("kept_paused") and j["status"] in ("paused", "missing")
+                                 else "") for j in jobs) or "n/a"
+    if retired:
+        text += "; retired: %s" % ", ".join("%s (%s)" % (j["job"], j["status"]) for j in retired)
+    return text
+
+
 def cloud_backup_status_row(host, facts, now, max_age_hours=26, token_warn_days=7):
     """One host's status and verdict from what the status playbook gathered.
 
     facts: destination, running (bool), snapshots (restic_snapshots_info result or None), snapshots_error,
-    stored_bytes, checks (list of {name, status, last_ping}), prefix, days_left (float or None),
-    oidc (bool), oidc_error, drill (dict from drill.json or None).
+    stored_bytes, checks (list of {name, status, last_ping}: the host's checks in Healthchecks), checks_error,
+    monitored (bool), expected (the host model's checks, [{name, state}]: one per job of the inventory, state paused
+    when the inventory keeps it paused), drill_check (its name), prefix, days_left (float or None), oidc (bool),
+    oidc_error, drill (dict from drill.json or None). Without expected, every check of the host counts as a job's.
     Verdict, worst first: failing (stack down, repository unreadable, last restore drill failed),
     late (no snapshot younger than max_age_hours, or a job's Healthchecks check down),
-    token expiring (refresh token expires within token_warn_days, or cannot be read), ok.
+    unmonitored (the check of a job of the inventory is paused, missing or deleted: nobody would be told if the job
+    stopped; not for a job the inventory keeps paused), token expiring (refresh token expires within token_warn_days,
+    or cannot be read), ok. Checks of the host that belong to no job of the inventory (removed sources) are listed
+    apart as retired and do not count.
     """
     now = float(now)
     reasons = {v: [] for v in VERDICTS}
@@ -119,14 +134,38 @@ def cloud_backup_status_row(host, facts, now, max_age_hours=26, token_warn_days=
     elif age > float(max_age_hours) * 3600:
         reasons["late"].append("newest snapshot is %s old (limit %sh)" % (cloud_backup_age(age), max_age_hours))
     prefix = facts.get("prefix") or host
-    jobs = []
-    for check in facts.get("checks") or []:
+
+    def job_of(name):
+        return name[len(prefix) + 1:] if name.startswith(prefix + "-") else name
+
+    found = [c for c in facts.get("checks") or [] if isinstance(c, dict)]
+    expected = facts.get("expected") if facts.get("monitored") else None
+    jobs, retired = [], []
+    if expected is None:  # no model to compare with: every check of the host is a job's
+        wanted, known = [], [c.get("name") or "" for c in found]
+    else:
+        wanted = [e for e in expected if isinstance(e, dict) and e.get("name")]
+        known = [e["name"] for e in wanted] + [facts.get("drill_check") or "%s-restore-drill" % prefix]
+    by_name = dict((c.get("name") or "", c) for c in found)
+    for spec in wanted:
+        check = by_name.get(spec["name"])
+        kept = spec.get("state") == "paused"
+        status = (check.get("status") or "?") if check else ("?" if facts.get("checks_error") else "missing")
+        jobs.append({"job": job_of(spec["name"]), "status": status, "last_ping": (check or {}).get("last_ping"),
+                     "kept_paused": kept})
+        if status in ("paused", "missing") and not kept:
+            reasons["unmonitored"].append("check %s is %s: roll out to %s it" % (
+                job_of(spec["name"]), status, "resume" if status == "paused" else "create"))
+    for check in found:
         name = check.get("name") or ""
-        job = name[len(prefix) + 1:] if name.startswith(prefix + "-") else name
         status = check.get("status") or "?"
-        jobs.append({"job": job, "status": status, "last_ping": check.get("last_ping")})
-        if status == "down":
-            (reasons["failing"] if job == "restore-drill" else reasons["late"]).append("check %s is down" % job)
+        if name not in known:
+            retired.append({"job": job_of(name), "status": status, "last_ping": check.get("last_ping")})
+        elif expected is None or name not in [e["name"] for e in wanted]:  # the drill, or every check without a model
+            jobs.append({"job": job_of(name), "status": status, "last_ping": check.get("last_ping"), "kept_paused": False})
+    for job in jobs:
+        if job["status"] == "down":
+            (reasons["failing"] if job["job"] == "restore-drill" else reasons["late"]).append("check %s is down" % job["job"])
     if facts.get("checks_error"):
         reasons["late"].append("Healthchecks unreadable: %s" % facts["checks_error"])
     days_left = facts.get("days_left")
@@ -154,7 +193,8 @@ def cloud_backup_status_row(host, facts, now, max_age_hours=26, token_warn_days=
         "stored_bytes": facts.get("stored_bytes"),
         "size": "%s / %s" % (cloud_backup_size(data_bytes), cloud_backup_size(facts.get("stored_bytes"))),
         "checks": jobs,
-        "checks_text": " ".join("%s:%s" % (j["job"], j["status"]) for j in jobs) or "n/a",
+        "retired_checks": retired,
+        "checks_text": _checks_text(jobs, retired),
         "token_days_left": round(float(days_left), 1) if facts.get("oidc") and days_left is not None else None,
         "token": ("%.1f d" % float(days_left)) if facts.get("oidc") and days_left is not None else ("?" if facts.get("oidc") else "n/a"),
         "drill_last_passed": drill.get("last_passed"),
@@ -196,7 +236,8 @@ def cloud_backup_status_json(rows, generated):
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top;font-size:.9em}
-th{background:#f0f0f0}.ok{background:#d9f2d9}.late,.token-expiring{background:#fff1c2}.failing{background:#f8d0d0}
+th{background:#f0f0f0}.ok{background:#d9f2d9}.late,.unmonitored,.token-expiring{background:#fff1c2}
+.failing{background:#f8d0d0}
 .reasons{color:#555;font-size:.85em}"""
 
 

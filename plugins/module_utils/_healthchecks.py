@@ -105,7 +105,7 @@ def check_argument_spec():
         failure_kw=dict(type="str"),
         filter_subject=dict(type="bool"),
         filter_body=dict(type="bool"),
-        state=dict(type="str", default="present", choices=["present", "absent", "paused"]),
+        state=dict(type="str", default="present", choices=["present", "absent", "paused", "active"]),
     )
 
 
@@ -477,6 +477,18 @@ class CheckManager:
             return dict(check, status="paused")
         return self._write(self.client.pause_check, check["uuid"])
 
+    def _resume(self, check):
+        """Resume a paused check: (the check, whether it was resumed). A check that left the paused state since it
+        was read (a ping resumed it) answers 409: nothing to do, the check is read again."""
+        if self.check_mode:
+            return dict(check, status="new"), True
+        try:
+            return self._write(self.client.resume_check, check["uuid"]), True
+        except HealthchecksError as e:
+            if e.status != 409:
+                raise
+        return self.client.get_check(check["uuid"]), False
+
     def ensure_one(self, spec, current):
         name, state = spec[self.key], spec.get("state") or "present"
         if state == "absent":
@@ -498,11 +510,19 @@ class CheckManager:
                 check = self._predict(current, spec, desired, fields) if self.check_mode else \
                     self._write(self.client.update_check, current["uuid"], self.payload(spec, desired, fields))
         after = dict(desired)
-        if state == "paused":
-            before["paused"], after["paused"] = current is not None and current.get("status") == "paused", True
-            if check.get("status") != "paused":
+        if state in ("paused", "active"):
+            # the pause is a managed field like the others: read, compared, then written only when it differs
+            paused = check.get("status") == "paused"
+            before["paused"], after["paused"] = current is not None and current.get("status") == "paused", state == "paused"
+            if state == "paused" and not paused:
                 check = self._pause(check)
                 actions.append("pause")
+            elif state == "active" and paused:
+                check, resumed = self._resume(check)
+                if resumed:
+                    actions.append("resume")
+                else:
+                    before["paused"] = False
         return self._record(name, actions, before, after, check, fields)
 
     def _predict(self, current, spec, desired, fields):

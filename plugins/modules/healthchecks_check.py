@@ -35,10 +35,13 @@ options:
     description:
       - V(present) creates the check or updates the fields given. It does not resume a paused check (a paused
         check returns to up on its next ping unless O(manual_resume) is set).
+      - V(active) does the same, then resumes the check if it is paused (C(POST checks/<uuid>/resume)), so that it
+        alerts again when its job stops pinging. A check resumed by a ping meanwhile is left as it is.
       - V(paused) does the same, then pauses the check unless it is already paused.
       - V(absent) deletes the check if it exists.
+      - With V(active) and V(paused) the pause is compared like the other fields (C(paused) in the diff).
     type: str
-    choices: [present, absent, paused]
+    choices: [present, absent, paused, active]
     default: present
   key:
     description:
@@ -160,7 +163,7 @@ check:
       including C(ping_url), which is a secret.
     - In check mode, the predicted check (no C(uuid) nor C(ping_url) for a check that would be created).
     - Absent after O(state=absent).
-  returned: when O(state) is V(present) or V(paused)
+  returned: when O(state) is V(present), V(active) or V(paused)
   type: dict
   sample:
     name: web01-backup-home
@@ -174,7 +177,8 @@ check:
     ping_url: https://hc-ping.example.org/5d6c4a2e-8b4f-4e8e-9b0a-6f1d2c3b4a59
     channels: 1bdea468-03bf-47b8-ab27-29a9dd0e4b94
 actions:
-  description: API writes made (or that would be made in check mode), in order.
+  description: API writes made (or that would be made in check mode), in order, among V(create), V(update), V(pause),
+    V(resume), V(delete).
   returned: always
   type: list
   elements: str

@@ -17,7 +17,8 @@ description:
     checks are compared and written exactly as that module does (it is a thin wrapper over the same code).
   - Checks on the server that carry every tag of O(orphan_tags) but are not named in O(checks) are orphans;
     O(orphan_state) leaves them alone, pauses them or deletes them (so removing a backup source from the
-    inventory pauses or removes its check).
+    inventory pauses or removes its check). Listed again with O(checks[].state=active), a paused orphan is resumed
+    (the source put back is monitored again).
   - Every entry is validated before any API call; a failure part-way reports what was already written.
 author:
   - INFN Cloud backup contributors (@infn-cloud)
@@ -42,10 +43,12 @@ options:
       state:
         description:
           - V(present) creates the check or updates the fields given (a paused check stays paused until its next ping).
+          - V(active) does the same, then resumes the check if it is paused, so that it alerts again when its job stops
+            pinging (for example the check of a source put back in the inventory after its removal paused it).
           - V(paused) does the same, then pauses the check unless it is already paused.
           - V(absent) deletes the check if it exists.
         type: str
-        choices: [present, absent, paused]
+        choices: [present, absent, paused, active]
         default: present
       name:
         description:
@@ -150,6 +153,7 @@ EXAMPLES = r"""
     api_key: "{{ vault_healthchecks_api_key }}"
     checks:
       - name: "{{ inventory_hostname }}-backup-home"
+        state: active  # resumed if it was paused
         tags: ["{{ inventory_hostname }}", infn-backup, webservers]
         schedule: "30 2 * * *"
         tz: Europe/Rome
@@ -201,7 +205,8 @@ results:
       description: The check's key (name or slug; the UUID for an orphan without one).
       type: str
     actions:
-      description: API writes made (or that would be made in check mode), among V(create), V(update), V(pause), V(delete).
+      description: API writes made (or that would be made in check mode), among V(create), V(update), V(pause), V(resume),
+        V(delete).
       type: list
       elements: str
     changed:

@@ -226,7 +226,8 @@ def host_model(v, host, groups, host_timezone, now, context_digest=""):
       log_cleanup {schedule, cron, command},
       env (the .env entries without ping URLs; None values are left out), volumes, local_dirs,
       known_hosts {remote: lines}, excludes {source: [patterns]},
-      monitored, checks [the Healthchecks checks of the jobs], check_tags, orphan_tags, drill_check,
+      monitored, checks [the Healthchecks checks of the jobs, each with its state: active, or paused when the
+      inventory keeps it paused], check_tags, orphan_tags, drill_check,
       secondaries [{name, type, remote, repository_var}], destination {type, label, one_off},
       one_off_env (the environment of a one-off restic container opening the repository, one-off types only),
       oidc {enabled, account, issuer, password_set}, restic_host.
@@ -262,11 +263,18 @@ def host_model(v, host, groups, host_timezone, now, context_digest=""):
     }
 
     check_tags = [CHECK_TAG, "host-%s" % host] + ["group-%s" % g for g in groups] + list(v["cloud_backup_healthchecks_tags"])
+    # Each job's check is active (resumed if a past rollout paused it, e.g. a source put back) unless the inventory
+    # keeps it paused on purpose: the source's `monitoring: paused`, or the job (or `all`) in
+    # cloud_backup_healthchecks_paused.
+    kept_paused = set(v["cloud_backup_healthchecks_paused"] or [])
+    paused_sources = set(s["name"] for s in v["cloud_backup_sources"] or [] if s.get("monitoring") == "paused")
     checks = []
     for job in job_list:
         check = {"name": job["check"], "tags": list(check_tags), "grace": int(v["cloud_backup_healthchecks_grace"]),
                  "channels": list(v["cloud_backup_healthchecks_channels"]),
-                 "desc": "infn_cloud.backup job %s: %s" % (job["name"], job["command"])}
+                 "desc": "infn_cloud.backup job %s: %s" % (job["name"], job["command"]),
+                 "state": "paused" if {"all", job["name"]} & kept_paused or job.get("source") in paused_sources
+                 else "active"}
         expect = _ofelia.to_healthchecks(job["schedule"])
         check.update(expect)
         if "schedule" in expect:

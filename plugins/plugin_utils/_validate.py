@@ -320,9 +320,18 @@ def oidc(v):
 
 
 def monitoring(v):
-    if not v["cloud_backup_healthchecks_api_url"]:
-        return []
     bad = []
+    # the jobs whose checks are kept paused must be jobs of the host: a typo would resume the check meant to stay paused
+    try:
+        jobs = [job["name"] for job in _model.jobs(v)]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        jobs = None  # input the other concerns refuse: the job names are not known yet
+    for name in v["cloud_backup_healthchecks_paused"] or [] if jobs is not None else []:
+        if name != "all" and name not in jobs:
+            bad.append("cloud_backup_healthchecks_paused: %r is not a job of this host (its jobs: %s; or all)"
+                       % (name, ", ".join(jobs) or "none"))
+    if not v["cloud_backup_healthchecks_api_url"]:
+        return bad
     if not URL_RE.match(str(v["cloud_backup_healthchecks_api_url"])):
         bad.append("cloud_backup_healthchecks_api_url must be an http(s) URL such as https://hc.cloud.infn.it")
     if is_placeholder(v["cloud_backup_healthchecks_api_key"]):

@@ -257,6 +257,37 @@ def test_bulk_orphans_are_paused_then_removed(tmp_path, hc):
     assert res["changed"] and sorted(c["name"] for c in hc.checks()) == ["web01-home", "web01-manual", "web02-home"]
 
 
+def test_bulk_active_resumes_an_orphan_put_back(tmp_path, hc):
+    """Issue 17: a source removed from the inventory had its check paused as an orphan; put back with state active,
+    check mode and diff mode predict the resume, the run resumes it (one write), a rerun writes nothing."""
+    tags = ["web01", "infn-backup"]
+    checks = [dict(name="web01-" + s, tags=tags, timeout=86400, state="active") for s in ("home", "etc")]
+    bulk = dict(orphan_tags=tags, orphan_state="paused")
+    play(tmp_path, hc, "healthchecks_checks", dict(bulk, checks=checks))
+    play(tmp_path, hc, "healthchecks_checks", dict(bulk, checks=checks[:1]))  # etc removed: paused
+    assert {c["name"]: c["status"] for c in hc.checks()} == {"web01-home": "new", "web01-etc": "paused"}
+    hc.clear_requests()
+    rc, res, out = play(tmp_path, hc, "healthchecks_checks", dict(bulk, checks=checks), check=True, diff=True)
+    assert rc == 0 and res["changed"] and writes(hc) == [], out
+    assert [(r["name"], r["actions"]) for r in res["results"]] == [("web01-home", []), ("web01-etc", ["resume"])]
+    assert res["diff"] == {"before": {"web01-etc": {"name": "web01-etc", "tags": tags[::-1], "timeout": 86400, "paused": True}},
+                           "after": {"web01-etc": {"name": "web01-etc", "tags": tags[::-1], "timeout": 86400, "paused": False}}}
+    assert res["checks"]["web01-etc"]["status"] == "new"
+    rc, res, out = play(tmp_path, hc, "healthchecks_checks", dict(bulk, checks=checks))
+    assert rc == 0 and res["changed"] and [r["actions"] for r in res["results"]] == [[], ["resume"]], out
+    etc = [c for c in hc.checks() if c["name"] == "web01-etc"][0]
+    assert etc["status"] == "new" and writes(hc) == [("POST", CHECKS + etc["uuid"] + "/resume")]
+    hc.clear_requests()
+    rc, res, out = play(tmp_path, hc, "healthchecks_checks", dict(bulk, checks=checks))
+    assert rc == 0 and not res["changed"] and writes(hc) == [], out
+    # kept paused on purpose: state paused is honoured, and present leaves the pause alone
+    kept = [checks[0], dict(checks[1], state="paused")]
+    rc, res, out = play(tmp_path, hc, "healthchecks_checks", dict(bulk, checks=kept))
+    assert res["changed"] and [r["actions"] for r in res["results"]] == [[], ["pause"]], out
+    rc, res, out = play(tmp_path, hc, "healthchecks_checks", dict(bulk, checks=[checks[0], dict(checks[1], state="present")]))
+    assert not res["changed"] and {c["name"]: c["status"] for c in hc.checks()}["web01-etc"] == "paused", out
+
+
 def test_bulk_entry_states_and_validation(tmp_path, hc):
     checks = [dict(name="a", timeout=600), dict(name="b", timeout=600, state="paused"), dict(name="c", state="absent")]
     rc, res, out = play(tmp_path, hc, "healthchecks_checks", dict(checks=checks))

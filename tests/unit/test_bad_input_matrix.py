@@ -41,6 +41,7 @@ MATRIX = {
     "cloud_backup_healthchecks_ca_path": ("/nonexistent/ca.pem", "cloud_backup_healthchecks_ca_path '/nonexistent/ca.pem' is not a file"),
     "cloud_backup_healthchecks_channels": (["a,b"], "cloud_backup_healthchecks_channels: 'a,b' must be one channel"),
     "cloud_backup_healthchecks_grace": (30, "cloud_backup_healthchecks_grace must be 60..31536000"),
+    "cloud_backup_healthchecks_paused": (["backup-old"], "cloud_backup_healthchecks_paused: 'backup-old' is not a job of this host"),
     "cloud_backup_healthchecks_prefix": ("", "cloud_backup_healthchecks_prefix must be 1 to 60 characters"),
     "cloud_backup_healthchecks_removed": ("forgotten", "cloud_backup_healthchecks_removed"),
     "cloud_backup_healthchecks_tags": (["two words"], "cloud_backup_healthchecks_tags: 'two words' must match"),

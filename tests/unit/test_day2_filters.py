@@ -91,3 +91,64 @@ def test_reports():
     page = f.cloud_backup_status_html([dict(rows[0], host="<b>")], "now")
     assert "&lt;b&gt;" in page and "<b>" not in page.split("<tbody>")[1].split("</td>")[0]
     assert '"ok": false' in f.cloud_backup_status_json(rows, "now")
+
+
+# ---- unmonitored: a job of the inventory whose check is paused or missing (issue 17) ------------
+
+EXPECTED = [{"name": "h1-backup-www", "state": "active"}, {"name": "h1-forget", "state": "active"}]
+
+
+def test_a_paused_or_missing_check_of_a_job_makes_the_host_unmonitored():
+    r = row(monitored=True, expected=EXPECTED, checks=[{"name": "h1-backup-www", "status": "paused"},
+                                                       {"name": "h1-forget", "status": "up"}])
+    assert r["verdict"] == "unmonitored"
+    assert r["reasons"] == ["check backup-www is paused: roll out to resume it"]
+    assert r["checks_text"] == "backup-www:paused forget:up"
+    r = row(monitored=True, expected=EXPECTED, checks=[{"name": "h1-forget", "status": "up"}])  # deleted
+    assert r["verdict"] == "unmonitored" and r["reasons"] == ["check backup-www is missing: roll out to create it"]
+    assert r["checks_text"] == "backup-www:missing forget:up"
+    # without monitoring nothing is missing; with Healthchecks unreadable nothing is known to be missing
+    assert row(monitored=False, expected=EXPECTED, checks=[])["verdict"] == "ok"
+    r = row(monitored=True, expected=EXPECTED, checks=[], checks_error="HTTP 500")
+    assert r["verdict"] == "late" and r["reasons"] == ["Healthchecks unreadable: HTTP 500"]
+
+
+def test_unmonitored_is_between_late_and_token_expiring():
+    paused = [{"name": "h1-backup-www", "status": "paused"}, {"name": "h1-forget", "status": "up"}]
+    assert row(monitored=True, expected=EXPECTED, checks=paused, oidc=True, days_left=1.0)["verdict"] == "unmonitored"
+    old = snap(30)
+    late = row(monitored=True, expected=EXPECTED, checks=paused, snapshots={"snapshots": [old], "latest": old})
+    assert late["verdict"] == "late" and len(late["reasons"]) == 2
+    assert f.VERDICTS.index("token expiring") < f.VERDICTS.index("unmonitored") < f.VERDICTS.index("late")
+
+
+def test_checks_of_removed_sources_are_retired_and_do_not_count():
+    r = row(monitored=True, expected=EXPECTED,
+            checks=[{"name": "h1-backup-www", "status": "up"}, {"name": "h1-forget", "status": "up"},
+                    {"name": "h1-backup-old", "status": "paused"}, {"name": "h1-restore-drill", "status": "up"}])
+    assert r["verdict"] == "ok" and r["reasons"] == []
+    assert r["checks_text"] == "backup-www:up forget:up restore-drill:up; retired: backup-old (paused)"
+    assert [c["job"] for c in r["retired_checks"]] == ["backup-old"]
+
+
+def test_a_check_kept_paused_on_purpose_is_shown_but_does_not_count():
+    expected = [{"name": "h1-backup-www", "state": "paused"}, {"name": "h1-forget", "state": "active"}]
+    r = row(monitored=True, expected=expected, checks=[{"name": "h1-backup-www", "status": "paused"},
+                                                       {"name": "h1-forget", "status": "up"}])
+    assert r["verdict"] == "ok" and r["checks_text"] == "backup-www:paused(kept) forget:up"
+    assert r["checks"][0]["kept_paused"] is True
+
+
+def test_the_table_is_plain_aligned_text_with_one_summary():
+    rows = [row(), dict(row(monitored=True, expected=EXPECTED, checks=[{"name": "h1-forget", "status": "up"}]),
+                        host="h2-long-name")]
+    lines = f.cloud_backup_status_table(rows)
+    assert all(isinstance(line, str) and "\n" not in line and '"' not in line for line in lines)
+    header, first, second = lines[:3]
+    assert header.split()[:2] == ["HOST", "DESTINATION"]
+    for column in ("DESTINATION", "VERDICT"):  # every row's cell starts under its title
+        at = header.index(column)
+        assert first[at - 2:at] == "  " and second[at - 2:at] == "  " and first[at] != " " and second[at] != " "
+    assert second.endswith("unmonitored") and first.endswith("ok")
+    assert lines[3:] == ["2 host(s), 1 ok, 1 not ok",
+                         "h2-long-name: unmonitored: check backup-www is missing: roll out to create it"]

@@ -376,3 +376,67 @@ def test_delete_of_an_already_deleted_check_is_fine(hc):
     c.delete_check(code)  # gone between the list and the delete (or a retried DELETE)
     manager._delete({"uuid": code})
     assert hc.checks() == []
+
+
+# ---- state active: a paused check is resumed (issue 17) ----------------------------------------
+
+def ping(hc, code):
+    """A job's success ping (it resumes a paused check unless manual_resume is set)."""
+    import urllib.request
+    with urllib.request.urlopen(hc.ping_endpoint + code, timeout=5) as answer:
+        assert answer.status == 200
+
+
+def test_active_resumes_a_paused_check_once_and_compares_the_pause(hc):
+    """A source removed from the inventory had its check paused as an orphan; listed again with state active, the
+    check is resumed (and only that is written); a rerun writes nothing."""
+    tags = ["web01", "cloud-backup"]
+    ensure(hc, [dict(name="keep", tags=tags), dict(name="back", tags=tags)])
+    ensure(hc, [dict(name="keep", tags=tags)], orphan_tags=tags, orphan_state="paused")
+    assert {c["name"]: c["status"] for c in hc.checks()} == {"keep": "new", "back": "paused"}
+    hc.clear_requests()
+    manager, results = ensure(hc, [dict(name="keep", tags=tags, state="active"),
+                                   dict(name="back", tags=tags, state="active")], orphan_tags=tags, orphan_state="paused")
+    assert [(r["name"], r["actions"], r["changed"]) for r in results] == [
+        ("keep", [], False), ("back", ["resume"], True)]
+    assert manager.changed and results[1]["check"]["status"] == "new"
+    assert (results[1]["before"]["paused"], results[1]["after"]["paused"]) == (True, False)
+    back = [c for c in hc.checks() if c["name"] == "back"][0]
+    assert back["status"] == "new"
+    assert [(r["method"], r["path"]) for r in writes(hc)] == [("POST", CHECKS + back["uuid"] + "/resume")]
+    hc.clear_requests()
+    manager, results = ensure(hc, [dict(name="keep", tags=tags, state="active"),
+                                   dict(name="back", tags=tags, state="active")], orphan_tags=tags, orphan_state="paused")
+    assert not manager.changed and writes(hc) == []
+    # a running check is left alone; kept paused on purpose (state paused), it stays paused; present leaves the pause
+    ping(hc, back["uuid"])
+    manager, [result] = ensure(hc, [dict(name="back", tags=tags, state="active")])
+    assert not manager.changed and result["check"]["status"] == "up"
+    ensure(hc, [dict(name="back", tags=tags, state="paused")])
+    hc.clear_requests()
+    for state in ("paused", "present"):
+        manager, [result] = ensure(hc, [dict(name="back", tags=tags, state=state)])
+        assert not manager.changed and writes(hc) == [] and result["check"]["status"] == "paused"
+
+
+def test_active_in_check_mode_predicts_the_resume_without_writing(hc):
+    ensure(hc, [dict(name="a", grace=120, state="paused")])
+    hc.clear_requests()
+    manager, [result] = ensure(hc, [dict(name="a", grace=600, state="active")], check_mode=True)
+    assert manager.changed and result["actions"] == ["update", "resume"] and result["check"]["status"] == "new"
+    assert result["changed_fields"] == ["grace"]
+    assert (result["before"], result["after"]) == ({"name": "a", "grace": 120, "paused": True}, {"name": "a", "grace": 600, "paused": False})
+    assert writes(hc) == [] and hc.checks()[0]["status"] == "paused"
+
+
+def test_active_on_a_check_resumed_meanwhile_is_not_a_change(hc):
+    """Listed paused, then a ping resumes it before the resume call: the server answers 409, nothing was written,
+    the check is read again."""
+    c = client(hc)
+    code = c.create_check({"name": "a"})["uuid"]
+    c.pause_check(code)
+    manager = CheckManager(c)
+    listed = c.get_check(code)
+    ping(hc, code)  # the job's ping resumes it (manual_resume off)
+    result = manager.ensure_one(dict(name="a", state="active"), listed)
+    assert result["actions"] == [] and not manager.changed and result["check"]["status"] == "up"

@@ -134,6 +134,19 @@ def test_checks_and_their_time_zone():
     assert every["timeout"] == 21600 and "tz" not in every
 
 
+def test_every_check_is_active_unless_the_inventory_keeps_it_paused():
+    """The state of each check is computed once, here (issue 17): active (resumed when found paused) by default;
+    paused for a source with monitoring: paused and for the jobs listed in cloud_backup_healthchecks_paused."""
+    sources = [{"name": "www", "path": "/srv/www"}, {"name": "db", "path": "/srv/db", "monitoring": "paused"},
+               {"name": "tmp", "path": "/srv/tmp", "monitoring": "active"}]
+    states = {c["name"]: c["state"] for c in model(good(cloud_backup_sources=sources))["checks"]}
+    assert states == {"vm1-backup-www": "active", "vm1-backup-db": "paused", "vm1-backup-tmp": "active",
+                      "vm1-forget": "active", "vm1-check": "active"}
+    states = {c["name"]: c["state"] for c in model(good(cloud_backup_healthchecks_paused=["forget"]))["checks"]}
+    assert states == {"vm1-backup-www": "active", "vm1-forget": "paused", "vm1-check": "active"}
+    assert {c["state"] for c in model(good(cloud_backup_healthchecks_paused=["all"]))["checks"]} == {"paused"}
+
+
 def test_cron_lines_of_the_cron_scheduler():
     m = model(good(cloud_backup_scheduler="cron", cloud_backup_backup_schedule="0 15 1 * * *"))
     assert by_name(m)["backup-www"]["cron"] == "15 1 * * *"

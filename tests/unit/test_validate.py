@@ -170,6 +170,12 @@ def test_cron_scheduler_needs_the_hosts_zone():
      "cloud_backup_secondary_destinations[0].retention.keep_last: '1;rm' is not a valid value"),
     ({"cloud_backup_oidc_account": "cloud-backup"}, "cloud_backup_oidc_password must be set when cloud_backup_oidc_account"),
     ({"cloud_backup_restic_pack_size": 2}, "cloud_backup_restic_pack_size must be 0"),
+    ({"cloud_backup_healthchecks_paused": ["backup-old"]},
+     "cloud_backup_healthchecks_paused: 'backup-old' is not a job of this host (its jobs: backup-www, forget, check; or all)"),
+    ({"cloud_backup_healthchecks_paused": ["backup-www"], "cloud_backup_sources": []},
+     "cloud_backup_healthchecks_paused: 'backup-www' is not a job of this host (its jobs: none; or all)"),
+    ({"cloud_backup_sources": [{"name": "www", "path": "/srv/www", "monitoring": "off"}]},
+     "value of monitoring must be one of: active, paused, got: off found in cloud_backup_sources"),
 ])
 def test_bad_input_is_named(changes, message):
     messages = problems(good(**changes))
@@ -183,3 +189,9 @@ def test_problem_messages_never_show_secrets():
 
 def test_templated_defaults_render_per_host():
     assert render("0 {{ 60 | random(seed=inventory_hostname ~ '-x') }} 2 * * *", "vm1").startswith("0 ")
+
+
+def test_kept_paused_jobs_are_accepted():
+    assert problems(good(cloud_backup_healthchecks_paused=["backup-www", "forget"])) == []
+    assert problems(good(cloud_backup_healthchecks_paused=["all"])) == []
+    assert problems(good(cloud_backup_sources=[{"name": "www", "path": "/srv/www", "monitoring": "paused"}])) == []
