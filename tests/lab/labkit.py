@@ -30,6 +30,18 @@ def lab_vms():
     return vms
 
 
+def docker(*args, check=True, timeout=300):
+    """`docker ARGS` on the lab's engine; fails with the command and its stderr unless check is false."""
+    res = subprocess.run(("docker",) + args, capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0 or not check, "docker %s: %s" % (" ".join(args[:3]), res.stderr[-2000:])
+    return res
+
+
+def ip_of(container):
+    """The address of a lab container on the lab network."""
+    return docker("inspect", "-f", '{{(index .NetworkSettings.Networks "infn-lab").IPAddress}}', container).stdout.strip()
+
+
 def vm_exec(container, command, check=True, user=None):
     argv = ["docker", "exec"] + (["-u", user] if user else []) + [container, "sh", "-c", command]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=600)

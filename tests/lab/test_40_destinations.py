@@ -18,7 +18,7 @@ import uuid
 import pytest
 import yaml
 
-from labkit import REPO, hc_pings, lab_vms, playbook, run_job, vm_exec
+from labkit import REPO, docker, hc_pings, ip_of, lab_vms, playbook, run_job, vm_exec
 
 RUN = uuid.uuid4().hex[:6]
 HOST = "d40%s" % RUN
@@ -29,16 +29,6 @@ REST = "infn-lab-d40-rest-%s" % RUN
 LIFETIME = 45  # seconds of the temporary S3 keys in the lab (INFN: 900)
 REST_PASSWORD = "lab-rest-server-pw-%s" % RUN
 SECONDARIES = ["sftp", "rest", "usb", "s3", "rcl"]
-
-
-def docker(*args, check=True, timeout=300):
-    res = subprocess.run(("docker",) + args, capture_output=True, text=True, timeout=timeout)
-    assert res.returncode == 0 or not check, "docker %s: %s" % (" ".join(args[:3]), res.stderr[-2000:])
-    return res
-
-
-def ip_of(container):
-    return docker("inspect", "-f", '{{(index .NetworkSettings.Networks "infn-lab").IPAddress}}', container).stdout.strip()
 
 
 def wait_for(what, probe, seconds=60):

@@ -24,7 +24,7 @@ import uuid
 import pytest
 import yaml
 
-from labkit import LAB_INVENTORY, REPO, hc_pings, lab_vms, playbook, run_job, vm_exec
+from labkit import LAB_INVENTORY, REPO, docker, hc_pings, ip_of, lab_vms, playbook, run_job, vm_exec
 
 RUN = uuid.uuid4().hex[:6]
 HOST = "o41%s" % RUN
@@ -35,12 +35,6 @@ CA = "/etc/cloud-backup/destinations/oidc-ca.pem"
 CODE_ROW = re.compile(r'^\s*"(\S+)\s+([A-Z0-9]{4}-[A-Z0-9]{4})\s+(https://\S+?)",?\s*$')
 BIN = os.path.dirname(sys.executable)
 OUTPUTS = []  # every ansible run of this module, all at -vvv: searched for secrets by the last test
-
-
-def docker(*args, check=True, timeout=300):
-    res = subprocess.run(("docker",) + args, capture_output=True, text=True, timeout=timeout)
-    assert res.returncode == 0 or not check, "docker %s: %s" % (" ".join(args[:3]), res.stderr[-2000:])
-    return res
 
 
 def http_json(url):
@@ -93,7 +87,7 @@ class Provider:
 
 def lab_address(container):
     """This machine's address on the lab network (the source address towards a lab container)."""
-    ip = docker("inspect", "-f", '{{(index .NetworkSettings.Networks "infn-lab").IPAddress}}', container).stdout.strip()
+    ip = ip_of(container)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.connect((ip, 9))
         return sock.getsockname()[0], ip

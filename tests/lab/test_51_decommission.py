@@ -29,7 +29,7 @@ import boto3
 import pytest
 import yaml
 
-from labkit import REPO, lab_vms, playbook, vm_exec
+from labkit import REPO, docker, ip_of, lab_vms, playbook, vm_exec
 from test_41_oidc_infn import Provider, lab_address
 
 RUN = uuid.uuid4().hex[:6]
@@ -45,16 +45,6 @@ HC = "http://127.0.0.1:58000"
 API_KEY = "hcw_labfleetreadwritekey00000001"
 LAB_S3 = dict(endpoint_url="http://127.0.0.1:59000", aws_access_key_id="lab-access-key",
               aws_secret_access_key="lab-secret-key", region_name="us-east-1")
-
-
-def docker(*args, check=True, timeout=300):
-    res = subprocess.run(("docker",) + args, capture_output=True, text=True, timeout=timeout)
-    assert res.returncode == 0 or not check, "docker %s: %s" % (" ".join(args[:3]), res.stderr[-2000:])
-    return res
-
-
-def ip_of(container):
-    return docker("inspect", "-f", '{{(index .NetworkSettings.Networks "infn-lab").IPAddress}}', container).stdout.strip()
 
 
 def hc_api(path, method="GET"):
