@@ -21,6 +21,7 @@ options:
   api_key:
     description:
       - API key of the Healthchecks project (32 characters), sent in the C(X-Api-Key) header and never logged.
+        A key of another length is refused before any request (the server would answer HTTP 401).
       - Creating, updating, pausing and deleting checks, and resolving channel names, need the read-write key;
         reading checks also works with the read-only key.
       - If not set, the environment variable E(HEALTHCHECKS_API_KEY) is used.

@@ -3,10 +3,11 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one client for the Healthchecks Management API v3, and the check manager the modules share.
 
-HealthchecksClient does all HTTP (open_url, X-Api-Key, TLS, timeout, retries with backoff, no
-redirects, errors with status and server message but never the key). CheckManager holds the whole
-idempotency algorithm: validate every wanted check, list the project's checks once, resolve channel
-names once, compare only the managed fields (normalised), write only the differences.
+HealthchecksClient does all HTTP (open_url, X-Api-Key of 32 characters, TLS, timeout, retries with backoff, no
+redirects, errors with status, server message and a hint fitted to the call, but never the key). CheckManager holds
+the whole idempotency algorithm: validate every wanted check (time zones as the server accepts them), list the
+project's checks once, resolve channels once (names always, UUIDs before a write), compare only the managed fields
+(normalised; time zones as zones of the IANA database), write only the differences, and only once every entry passed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ import urllib.error
 import urllib.parse
 
 try:
+    import importlib.resources as importlib_resources
+except ImportError:  # pragma: no cover
+    importlib_resources = None
+
+try:
     import zoneinfo
 except ImportError:  # Python < 3.9: only the form of tz is checked here, the server checks the rest
     zoneinfo = None
@@ -33,8 +39,10 @@ from ansible.module_utils.urls import ConnectionError as UrlsConnectionError, op
 USER_AGENT = "infn_cloud.backup-healthchecks"
 MIN_PERIOD, MAX_PERIOD = 60, 31536000
 MAX_DELAY = 60
-# Legacy IANA names the server rewrites (hc.lib.tz legacy_timezones), so compare canonical names.
-TZ_ALIASES = {
+# Links of the IANA time zone database that a local database may lack: the zones renamed lately (an older database
+# has no new name) and the System V style names that IANA made links in 2024b, which some builds (Debian's and
+# Ubuntu's, made with backzone) still keep as zones of their own. The local database's links (tzdata.zi) are added.
+TZ_LINKS = {
     "Europe/Kiev": "Europe/Kyiv",
     "Europe/Uzhgorod": "Europe/Kyiv",
     "Europe/Zaporozhye": "Europe/Kyiv",
@@ -44,7 +52,21 @@ TZ_ALIASES = {
     "Asia/Rangoon": "Asia/Yangon",
     "America/Godthab": "America/Nuuk",
     "Pacific/Enderbury": "Pacific/Kanton",
+    "CET": "Europe/Brussels",
+    "MET": "Europe/Brussels",
+    "EET": "Europe/Athens",
+    "WET": "Europe/Lisbon",
+    "EST": "America/Panama",
+    "MST": "America/Phoenix",
+    "HST": "Pacific/Honolulu",
+    "EST5EDT": "America/New_York",
+    "CST6CDT": "America/Chicago",
+    "MST7MDT": "America/Denver",
+    "PST8PDT": "America/Los_Angeles",
 }
+# Names in a tz database that are not time zones the server accepts (Healthchecks validates against its own list).
+TZ_REFUSED = ("Factory", "localtime", "posixrules", "leapseconds", "tzdata.zi")
+TZ_REFUSED_PREFIXES = ("posix/", "right/", "SystemV/")
 STR_FIELDS = ("name", "slug", "desc", "methods", "start_kw", "success_kw", "failure_kw")
 INT_FIELDS = ("timeout", "grace")
 BOOL_FIELDS = ("manual_resume", "filter_subject", "filter_body")
@@ -54,11 +76,22 @@ UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 SLUG_RE = re.compile(r"^[a-z0-9-_]*$")
 TZ_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")
 KEY_RE = re.compile(r"[\s\x00-\x1f\x7f]")
+KEY_LENGTH = 32
 HINTS = {
     401: "check api_key: changes and channel lookups need the project's read-write key",
     403: "the check belongs to another project, or the project's check limit is reached",
     404: "no such check or endpoint: check api_url",
 }
+# Calls a read-only key may make (list and get checks): their 401 means an unknown key, not a read-only one.
+HINT_401_READ = "check api_key: the server knows no such key; the project's read-only key is enough for this call"
+READ_ONLY_OK = re.compile(r"^checks/([^/]+)?$")
+
+
+def error_hint(status, method, path):
+    """What to do about an HTTP error status, fitted to the call."""
+    if status == 401 and method == "GET" and READ_ONLY_OK.match(path):
+        return HINT_401_READ
+    return HINTS.get(status)
 
 
 class HealthchecksError(Exception):
@@ -158,6 +191,10 @@ class HealthchecksClient:
             raise HealthchecksValidationError("api_key is required (or set HEALTHCHECKS_API_KEY)")
         if KEY_RE.search(api_key):  # never echo it: it would reach an HTTP header (and a traceback) as it is
             raise HealthchecksValidationError("api_key must be one word, without spaces or control characters")
+        if len(api_key) != KEY_LENGTH:  # the server would answer 401 "missing api key"; never echo the key
+            raise HealthchecksValidationError(
+                "api_key must be a Healthchecks project API key of %d characters (Settings > API Access), but the "
+                "one given has %d: check that it is whole and has no extra characters" % (KEY_LENGTH, len(api_key)))
         if ca_path and not (os.path.isfile(ca_path) and os.access(ca_path, os.R_OK)):
             raise HealthchecksValidationError("ca_path %r is not a readable file" % ca_path)
         if timeout is None or timeout <= 0:
@@ -207,7 +244,7 @@ class HealthchecksClient:
                     delay = _retry_after(e.headers.get("Retry-After"))
                     reason = "HTTP %d: %s" % (status, message or "(empty response)")
                 else:
-                    hint = HINTS.get(status)
+                    hint = error_hint(status, method, path)
                     self._fail("Healthchecks API %s failed with HTTP %d: %s%s" % (
                         what, status, message or "(empty response)", " (%s)" % hint if hint else ""), status, message)
             except (urllib.error.URLError, OSError, http.client.HTTPException, UrlsConnectionError) as e:
@@ -265,8 +302,76 @@ class HealthchecksClient:
 
 # ---- normalisation and validation -------------------------------------------------------------
 
+_TZ = {}
+
+
+def _tz_database_links():
+    """Link name -> target: the table above, then the links of the tz databases Python reads (the tzdata.zi of each
+    zoneinfo path, and of the tzdata package when it is installed)."""
+    links = dict(TZ_LINKS)
+    texts = []
+    for directory in zoneinfo.TZPATH if zoneinfo else ():
+        try:
+            with open(os.path.join(directory, "tzdata.zi")) as handle:
+                texts.append(handle.read())
+        except (OSError, UnicodeDecodeError):
+            pass
+    try:
+        texts.append(importlib_resources.files("tzdata").joinpath("zoneinfo").joinpath("tzdata.zi").read_text())
+    except Exception:  # no tzdata package (the usual case on Linux), or one without tzdata.zi
+        pass
+    for text in texts:
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "L":  # L TARGET LINK-NAME
+                links[parts[2]] = parts[1]
+    return links
+
+
+def _tz_links():
+    if "links" not in _TZ:
+        _TZ["links"] = _tz_database_links()
+    return _TZ["links"]
+
+
 def canonical_tz(tz):
-    return TZ_ALIASES.get(tz, tz)
+    """The zone a name stands for in the IANA database: its links followed to the end (the name itself otherwise)."""
+    links, seen = _tz_links(), set()
+    while tz in links and tz not in seen:
+        seen.add(tz)
+        tz = links[tz]
+    return tz
+
+
+def _tz_file(name):
+    if not zoneinfo or not TZ_RE.match(name or ""):
+        return None
+    for directory in zoneinfo.TZPATH:
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def same_zone(first, second):
+    """Whether two names name the same zone of the IANA database: equal, a link and its target (or two links to one
+    target), or two names of one zone file of the local database (a symbolic or hard link, or a copy)."""
+    if first == second:
+        return True
+    if not first or not second or first in TZ_REFUSED or second in TZ_REFUSED:
+        return False
+    if canonical_tz(first) == canonical_tz(second):
+        return True
+    files = _tz_file(first), _tz_file(second)
+    if not all(files):
+        return False
+    if os.path.realpath(files[0]) == os.path.realpath(files[1]):
+        return True
+    try:
+        with open(files[0], "rb") as one, open(files[1], "rb") as other:
+            return one.read() == other.read()
+    except OSError:
+        return False
 
 
 def norm_schedule(schedule):
@@ -309,19 +414,26 @@ def schedule_error(schedule):
     return None
 
 
-_ZONES = []
+def _known_zones():
+    if "zones" not in _TZ:
+        try:
+            zones = set(zoneinfo.available_timezones()) if zoneinfo else set()
+        except OSError:
+            zones = set()
+        if zones:  # a database older than the server's may lack the new name of a renamed zone
+            zones |= set(_tz_links()) | set(_tz_links().values())
+        _TZ["zones"] = zones
+    return _TZ["zones"]
 
 
 def tz_error(tz):
-    """tz must look like an IANA name and, where Python has a time zone database, be one of its names."""
-    if not _ZONES:
-        try:
-            zones = zoneinfo.available_timezones() if zoneinfo else set()
-        except OSError:
-            zones = set()
-        # a database older than the server's may lack the new name of a renamed zone
-        _ZONES.append(zones | set(TZ_ALIASES.values()) if zones else zones)
-    if not TZ_RE.match(tz) or (_ZONES[0] and tz not in _ZONES[0] and canonical_tz(tz) not in _ZONES[0]):
+    """tz must be a zone the server accepts: it looks like an IANA name and, where Python has a time zone database,
+    is one of its zones; the database's names that are no zone (Factory, localtime, posix/...) are refused."""
+    if tz in TZ_REFUSED or tz.startswith(TZ_REFUSED_PREFIXES):
+        return ("tz %r is not a time zone Healthchecks accepts (the server refuses it although Python's time zone "
+                "database has the name): use an IANA zone such as Europe/Rome or UTC" % tz)
+    zones = _known_zones()
+    if not TZ_RE.match(tz) or (zones and tz not in zones):
         return "tz %r is not an IANA time zone such as Europe/Rome or UTC" % tz
     return None
 
@@ -390,6 +502,7 @@ class CheckManager:
         self.channels = None
         self.results = []
         self.changed = False
+        self.warnings = []
 
     # -- reading and comparing
     @staticmethod
@@ -404,9 +517,7 @@ class CheckManager:
                 value = sorted(c.lower() for c in value.split(",") if c)
             elif value is not None and field == "schedule":
                 value = norm_schedule(value)
-            elif value is not None and field == "tz":
-                value = canonical_tz(value)
-            view[field] = value
+            view[field] = value  # tz as stored: compared with same_zone
         return view
 
     def _resolve_channel(self, ident):
@@ -415,7 +526,7 @@ class CheckManager:
         matches = [c["id"].lower() for c in self.channels if c["id"].lower() == ident.lower() or c.get("name") == ident]
         if len(matches) != 1:
             known = ", ".join(sorted("%s (%s)" % (c.get("name") or "-", c["id"]) for c in self.channels)) or "none"
-            raise HealthchecksValidationError("channel %r %s in the project; its channels: %s" % (
+            raise HealthchecksValidationError("channel %r %s in the project (nothing was written); its channels: %s" % (
                 ident, "is ambiguous" if matches else "does not exist", known))
         return matches[0]
 
@@ -433,10 +544,24 @@ class CheckManager:
                 value = sorted(all_ids if value == ["*"] else set(self._resolve_channel(c) for c in value))
             elif field == "schedule":
                 value = norm_schedule(value)
-            elif field == "tz":
-                value = canonical_tz(value)
             view[field] = value
         return view
+
+    def _settle_tz(self, wanted, stored):
+        """A wanted zone and the stored one are equal when they name the same IANA zone (a server may store a legacy
+        name under its current one: Healthchecks v4 stores CET as Europe/Brussels). Returns the name to compare."""
+        if wanted is None or stored is None or wanted == stored or not same_zone(wanted, stored):
+            return wanted
+        if canonical_tz(wanted) != wanted:
+            message = ("tz %r is a legacy alias of the IANA time zone %r, which the server stores as %r: taken as "
+                       "equal, nothing to change (set tz: %s to silence this warning)"
+                       % (wanted, canonical_tz(wanted), stored, stored))
+        else:
+            message = ("the server stores tz %r, a legacy alias of the IANA time zone %r: taken as equal, nothing "
+                       "to change" % (stored, wanted))
+        if message not in self.warnings:
+            self.warnings.append(message)
+        return stored
 
     @staticmethod
     def payload(spec, desired, fields):
@@ -502,8 +627,11 @@ class CheckManager:
             payload = dict(self.payload(spec, desired, fields), unique=[self.key])
             check = self._predict({}, spec, desired, fields) if self.check_mode else \
                 self._write(self.client.create_check, payload)
+            self._settle_tz(desired.get("tz"), check.get("tz"))  # the answer tells whether the server renamed it
         else:
             before = self.current_view(current, desired)
+            if "tz" in desired:
+                desired["tz"] = self._settle_tz(desired["tz"], before["tz"])
             fields = [f for f in desired if before[f] != desired[f]]
             actions, check = (["update"] if fields else []), current
             if fields:
@@ -538,8 +666,49 @@ class CheckManager:
         check.update(sent)
         return check
 
+    def _resolve_channels(self, specs):
+        """Resolve the channels of every entry against self.channels: every problem at once, each naming its entry
+        and the field."""
+        errors = []
+        for index, spec in enumerate(specs):
+            if (spec.get("state") or "present") == "absent" or not spec.get("channels"):
+                continue
+            try:
+                self.desired_view(spec)
+            except HealthchecksValidationError as e:
+                where = "checks[%d] (%s): " % (index, spec.get(self.key)) if len(specs) > 1 else ""
+                errors.append("%schannels: %s" % (where, e))
+        if errors:
+            raise HealthchecksValidationError("; ".join(errors))
+
+    def _orphans(self, existing, wanted, orphan_tags, orphan_state):
+        if orphan_state == "keep":
+            return
+        for check in existing:
+            if check.get(self.key) in wanted or not set(orphan_tags) <= set(_tag_list(check.get("tags", ""))):
+                continue
+            name = check.get(self.key) or check["uuid"]
+            if orphan_state == "absent":
+                self._delete(check)
+                self._record(name, ["delete"], self.current_view(check, ("tags",)), {}, None, orphan=True)
+            elif check.get("status") != "paused":
+                self._record(name, ["pause"], {"paused": False}, {"paused": True}, self._pause(check), orphan=True)
+
+    def _would_write(self, pairs, orphans):
+        """Whether converging would write anything: the whole run in check mode (no request), then forgotten."""
+        saved = self.check_mode, self.results, self.changed, list(self.warnings)
+        self.check_mode, self.results, self.changed = True, [], False
+        try:
+            for spec, current in pairs:
+                self.ensure_one(spec, current)
+            self._orphans(*orphans)
+            return self.changed
+        finally:
+            self.check_mode, self.results, self.changed, self.warnings = saved
+
     def ensure(self, specs, orphan_tags=None, orphan_state="keep"):
-        """Validate everything, list once, then converge each spec and the orphans."""
+        """Validate everything, list once, check the channels, then converge each spec and the orphans. Nothing is
+        written unless every entry passed: fields, time zones, duplicates and channels."""
         errors = []
         for index, spec in enumerate(specs):
             errors += ["checks[%d] (%s): %s" % (index, spec.get(self.key), e) if len(specs) > 1 else e
@@ -562,26 +731,23 @@ class CheckManager:
         live = [s for s in specs if (s.get("state") or "present") != "absent"]
         if any(c == "*" or not UUID_RE.match(c) for s in live for c in s.get("channels") or []):
             self.channels = self.client.list_channels()
-        for spec in live:
-            self.desired_view(spec)  # resolves every channel: an unknown name fails before any write
+        self._resolve_channels(specs)  # an unknown name fails before any write
         index = {}
         for check in existing:
             index.setdefault(check.get(self.key) or None, []).append(check)
-        wanted = set(keys)
-        for spec in specs:
-            matches = index.get(spec[self.key], [])
-            if len(matches) > 1:
-                raise HealthchecksValidationError("%d checks have %s %r in the project: remove the duplicates or "
-                                                  "use another key" % (len(matches), self.key, spec[self.key]))
-            self.ensure_one(spec, matches[0] if matches else None)
-        if orphan_state != "keep":
-            for check in existing:
-                if check.get(self.key) in wanted or not set(orphan_tags) <= set(_tag_list(check.get("tags", ""))):
-                    continue
-                name = check.get(self.key) or check["uuid"]
-                if orphan_state == "absent":
-                    self._delete(check)
-                    self._record(name, ["delete"], self.current_view(check, ("tags",)), {}, None, orphan=True)
-                elif check.get("status") != "paused":
-                    self._record(name, ["pause"], {"paused": False}, {"paused": True}, self._pause(check), orphan=True)
+        pairs = [(spec, index.get(spec[self.key], [])) for spec in specs]
+        duplicates = ["%d checks have %s %r in the project" % (len(matches), self.key, spec[self.key])
+                      for spec, matches in pairs if len(matches) > 1]
+        if duplicates:
+            raise HealthchecksValidationError("%s: remove the duplicates or use another key" % "; ".join(duplicates))
+        pairs = [(spec, matches[0] if matches else None) for spec, matches in pairs]
+        orphans = (existing, set(keys), orphan_tags, orphan_state)
+        if self.channels is None and any(s.get("channels") for s in live) and self._would_write(pairs, orphans):
+            # channels given by UUID only: checked against the project before the first write (the server refuses an
+            # unknown one with HTTP 400 once the entries before it are written); a run that writes nothing skips it
+            self.channels = self.client.list_channels()
+            self._resolve_channels(specs)
+        for spec, current in pairs:
+            self.ensure_one(spec, current)
+        self._orphans(*orphans)
         return self.results

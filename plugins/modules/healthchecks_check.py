@@ -83,15 +83,19 @@ options:
     type: str
   tz:
     description:
-      - IANA time zone of O(schedule), for example V(Europe/Rome). Legacy names are compared as the server stores
-        them (V(Europe/Kiev) is V(Europe/Kyiv)). Needs O(schedule).
-      - A name unknown to the time zone database of the Python that runs the module fails before any API call.
+      - IANA time zone of O(schedule), for example V(Europe/Rome). Needs O(schedule).
+      - Compared as a zone of the IANA database, not as a string. A legacy name and the zone it links to are equal
+        (V(CET) and V(Europe/Brussels), V(US/Eastern) and V(America/New_York), V(Europe/Kiev) and V(Europe/Kyiv));
+        Healthchecks v4 stores such a name under the current zone (v3 only some of them), and the module then reports
+        no change and warns that the name is a legacy alias.
+      - A name unknown to the time zone database of the Python that runs the module, or one of its names that is no
+        zone and that the server refuses (V(Factory), V(localtime), V(posix/...)), fails before any API call.
     type: str
   channels:
     description:
       - Integrations to notify, by exact name or UUID; V(["*"]) means all integrations of the project, V([]) none.
-      - Names and V(*) are resolved with one C(GET channels/) call (read-write key); a name that does not exist
-        fails before anything is written.
+      - Names and V(*) are resolved with one C(GET channels/) call (read-write key); UUIDs are checked with that
+        call too when something is to be written. A name or UUID that does not exist fails before anything is written.
     type: list
     elements: str
   methods:
@@ -207,6 +211,8 @@ def main():
     except HealthchecksError as e:
         module.fail_json(msg=str(e), status=e.status, server_message=e.server_message,
                          changed=bool(manager and manager.changed))
+    for warning in manager.warnings:
+        module.warn(warning)
     out = dict(changed=result["changed"], actions=result["actions"], changed_fields=result["changed_fields"])
     if result["check"] is not None:
         out["check"] = result["check"]

@@ -11,15 +11,18 @@ short_description: Ensure many Healthchecks checks at once, and pause or delete 
 version_added: 0.1.0
 description:
   - Ensures a list of checks of one Healthchecks project with a single C(GET checks/) call for the whole list
-    (plus one C(GET channels/) when some channel is given by name or as V(*)), then writes only what differs.
-    Rerunning with nothing changed makes no write call.
+    (plus one C(GET channels/) when some channel is given by name or as V(*), or by UUID when something is to be
+    written), then writes only what differs. Rerunning with nothing changed makes no write call and at most two
+    requests.
   - Each entry of O(checks) takes the options of M(infn_cloud.backup.healthchecks_check), with its own O(checks[].state);
     checks are compared and written exactly as that module does (it is a thin wrapper over the same code).
   - Checks on the server that carry every tag of O(orphan_tags) but are not named in O(checks) are orphans;
     O(orphan_state) leaves them alone, pauses them or deletes them (so removing a backup source from the
     inventory pauses or removes its check). Listed again with O(checks[].state=active), a paused orphan is resumed
     (the source put back is monitored again).
-  - Every entry is validated before any API call; a failure part-way reports what was already written.
+  - Every entry is validated before any API call (fields, time zones the server accepts, duplicates), and its
+    channels against the project before the first write; a bad entry fails naming the entry and the field, with
+    nothing written. A failure part-way (an error of the server) reports what was already written.
 author:
   - INFN Cloud backup contributors (@infn-cloud)
 extends_documentation_fragment:
@@ -84,15 +87,19 @@ options:
         type: str
       tz:
         description:
-          - IANA time zone of O(checks[].schedule), for example V(Europe/Rome); legacy names are compared as the
-            server stores them (V(Europe/Kiev) is V(Europe/Kyiv)). Needs O(checks[].schedule).
-          - A name unknown to the time zone database of the Python that runs the module fails before any API call.
+          - IANA time zone of O(checks[].schedule), for example V(Europe/Rome). Needs O(checks[].schedule).
+          - Compared as a zone of the IANA database, not as a string. A legacy name and the zone it links to are
+            equal (V(CET) and V(Europe/Brussels), V(Europe/Kiev) and V(Europe/Kyiv)); Healthchecks v4 stores such a
+            name under the current zone, and the module then reports no change and warns once that the name is a
+            legacy alias.
+          - A name unknown to the time zone database of the Python that runs the module, or one of its names that is
+            no zone and that the server refuses (V(Factory), V(localtime), V(posix/...)), fails before any API call.
         type: str
       channels:
         description:
           - Integrations to notify, by exact name or UUID; V(["*"]) means all integrations of the project, V([]) none.
-          - Names and V(*) are resolved with one C(GET channels/) call for the whole list; an unknown name fails
-            before anything is written.
+          - Names and V(*) are resolved with one C(GET channels/) call for the whole list; UUIDs are checked with
+            that call too when something is to be written. An unknown name or UUID fails before anything is written.
         type: list
         elements: str
       methods:
@@ -260,6 +267,8 @@ def main():
                          changed=bool(manager and manager.changed),
                          results=[dict((k, r[k]) for k in ("name", "actions", "orphan")) for r in manager.results]
                          if manager else [])
+    for warning in manager.warnings:
+        module.warn(warning)
     results = manager.results
     out = dict(
         changed=manager.changed,

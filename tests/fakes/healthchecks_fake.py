@@ -13,7 +13,10 @@ Standalone (a lab container):
     python3 tests/fakes/healthchecks_fake.py --host 0.0.0.0 --port 8000 --config cfg.json
 
 Admin endpoints (no key, never recorded): GET/DELETE /_admin/requests, GET /_admin/pings,
-GET /_admin/checks, POST/DELETE /_admin/faults.
+GET /_admin/checks, POST/DELETE /_admin/faults, POST /_admin/version.
+
+Server versions (config "version", attribute `version`): "4.3" (default) stores legacy time zone names under the
+zone they link to (CET -> Europe/Brussels), "3.13" keeps them but for a few renamed zones (Europe/Kiev -> Europe/Kyiv).
 """
 
 from __future__ import annotations
@@ -33,10 +36,67 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 MAX_PERIOD = 31536000
-LEGACY_TZ = {"Europe/Kiev": "Europe/Kyiv", "Europe/Uzhgorod": "Europe/Kyiv", "Europe/Zaporozhye": "Europe/Kyiv",
+# The links of the IANA time zone database (tzdata 2025b, file `backward`) whose name is no location of zone.tab:
+# legacy names (CET, US/Eastern, America/Buenos_Aires, Europe/Kiev, ...) as LINK>TARGET. Kept here rather than read
+# from the host's database: Debian and Ubuntu build theirs with backzone, where CET and its kin are zones of their own.
+IANA_LEGACY_LINKS = dict(pair.split(">") for pair in """
+Africa/Asmera>Africa/Nairobi Africa/Timbuktu>Africa/Abidjan
+America/Argentina/ComodRivadavia>America/Argentina/Catamarca America/Atka>America/Adak
+America/Buenos_Aires>America/Argentina/Buenos_Aires America/Catamarca>America/Argentina/Catamarca
+America/Coral_Harbour>America/Panama America/Cordoba>America/Argentina/Cordoba America/Ensenada>America/Tijuana
+America/Fort_Wayne>America/Indiana/Indianapolis America/Godthab>America/Nuuk
+America/Indianapolis>America/Indiana/Indianapolis America/Jujuy>America/Argentina/Jujuy
+America/Knox_IN>America/Indiana/Knox America/Louisville>America/Kentucky/Louisville
+America/Mendoza>America/Argentina/Mendoza America/Montreal>America/Toronto America/Nipigon>America/Toronto
+America/Pangnirtung>America/Iqaluit America/Porto_Acre>America/Rio_Branco America/Rainy_River>America/Winnipeg
+America/Rosario>America/Argentina/Cordoba America/Santa_Isabel>America/Tijuana America/Shiprock>America/Denver
+America/Thunder_Bay>America/Toronto America/Virgin>America/Puerto_Rico America/Yellowknife>America/Edmonton
+Antarctica/South_Pole>Pacific/Auckland Asia/Ashkhabad>Asia/Ashgabat Asia/Calcutta>Asia/Kolkata
+Asia/Choibalsan>Asia/Ulaanbaatar Asia/Chongqing>Asia/Shanghai Asia/Chungking>Asia/Shanghai Asia/Dacca>Asia/Dhaka
+Asia/Harbin>Asia/Shanghai Asia/Istanbul>Europe/Istanbul Asia/Kashgar>Asia/Urumqi Asia/Katmandu>Asia/Kathmandu
+Asia/Macao>Asia/Macau Asia/Rangoon>Asia/Yangon Asia/Saigon>Asia/Ho_Chi_Minh Asia/Tel_Aviv>Asia/Jerusalem
+Asia/Thimbu>Asia/Thimphu Asia/Ujung_Pandang>Asia/Makassar Asia/Ulan_Bator>Asia/Ulaanbaatar
+Atlantic/Faeroe>Atlantic/Faroe Atlantic/Jan_Mayen>Europe/Berlin Australia/ACT>Australia/Sydney
+Australia/Canberra>Australia/Sydney Australia/Currie>Australia/Hobart Australia/LHI>Australia/Lord_Howe
+Australia/NSW>Australia/Sydney Australia/North>Australia/Darwin Australia/Queensland>Australia/Brisbane
+Australia/South>Australia/Adelaide Australia/Tasmania>Australia/Hobart Australia/Victoria>Australia/Melbourne
+Australia/West>Australia/Perth Australia/Yancowinna>Australia/Broken_Hill Brazil/Acre>America/Rio_Branco
+Brazil/DeNoronha>America/Noronha Brazil/East>America/Sao_Paulo Brazil/West>America/Manaus CET>Europe/Brussels
+CST6CDT>America/Chicago Canada/Atlantic>America/Halifax Canada/Central>America/Winnipeg
+Canada/Eastern>America/Toronto Canada/Mountain>America/Edmonton Canada/Newfoundland>America/St_Johns
+Canada/Pacific>America/Vancouver Canada/Saskatchewan>America/Regina Canada/Yukon>America/Whitehorse
+Chile/Continental>America/Santiago Chile/EasterIsland>Pacific/Easter Cuba>America/Havana EET>Europe/Athens
+EST>America/Panama EST5EDT>America/New_York Egypt>Africa/Cairo Eire>Europe/Dublin Etc/GMT+0>Etc/GMT
+Etc/GMT-0>Etc/GMT Etc/GMT0>Etc/GMT Etc/Greenwich>Etc/GMT Etc/UCT>Etc/UTC Etc/Universal>Etc/UTC Etc/Zulu>Etc/UTC
+Europe/Belfast>Europe/London Europe/Kiev>Europe/Kyiv Europe/Nicosia>Asia/Nicosia Europe/Tiraspol>Europe/Chisinau
+Europe/Uzhgorod>Europe/Kyiv Europe/Zaporozhye>Europe/Kyiv GB>Europe/London GB-Eire>Europe/London GMT>Etc/GMT
+GMT+0>Etc/GMT GMT-0>Etc/GMT GMT0>Etc/GMT Greenwich>Etc/GMT HST>Pacific/Honolulu Hongkong>Asia/Hong_Kong
+Iceland>Africa/Abidjan Iran>Asia/Tehran Israel>Asia/Jerusalem Jamaica>America/Jamaica Japan>Asia/Tokyo
+Kwajalein>Pacific/Kwajalein Libya>Africa/Tripoli MET>Europe/Brussels MST>America/Phoenix MST7MDT>America/Denver
+Mexico/BajaNorte>America/Tijuana Mexico/BajaSur>America/Mazatlan Mexico/General>America/Mexico_City
+NZ>Pacific/Auckland NZ-CHAT>Pacific/Chatham Navajo>America/Denver PRC>Asia/Shanghai PST8PDT>America/Los_Angeles
+Pacific/Enderbury>Pacific/Kanton Pacific/Johnston>Pacific/Honolulu Pacific/Ponape>Pacific/Guadalcanal
+Pacific/Samoa>Pacific/Pago_Pago Pacific/Truk>Pacific/Port_Moresby Pacific/Yap>Pacific/Port_Moresby
+Poland>Europe/Warsaw Portugal>Europe/Lisbon ROC>Asia/Taipei ROK>Asia/Seoul Singapore>Asia/Singapore
+Turkey>Europe/Istanbul UCT>Etc/UTC US/Alaska>America/Anchorage US/Aleutian>America/Adak US/Arizona>America/Phoenix
+US/Central>America/Chicago US/East-Indiana>America/Indiana/Indianapolis US/Eastern>America/New_York
+US/Hawaii>Pacific/Honolulu US/Indiana-Starke>America/Indiana/Knox US/Michigan>America/Detroit
+US/Mountain>America/Denver US/Pacific>America/Los_Angeles US/Samoa>Pacific/Pago_Pago UTC>Etc/UTC Universal>Etc/UTC
+W-SU>Europe/Moscow WET>Europe/Lisbon Zulu>Etc/UTC
+""".split())
+# Healthchecks v4.x stores a legacy name under the zone it links to (CET -> Europe/Brussels); the UTC and GMT names
+# (links to Etc/UTC and Etc/GMT) stay as given. v3.13 rewrites only a few renamed zones (Europe/Kiev -> Europe/Kyiv).
+LEGACY_TZ = {
+    "4.3": {name: target for name, target in IANA_LEGACY_LINKS.items() if not target.startswith("Etc/")},
+    "3.13": {"Europe/Kiev": "Europe/Kyiv", "Europe/Uzhgorod": "Europe/Kyiv", "Europe/Zaporozhye": "Europe/Kyiv",
              "Asia/Calcutta": "Asia/Kolkata", "Asia/Saigon": "Asia/Ho_Chi_Minh", "Asia/Katmandu": "Asia/Kathmandu",
-             "Asia/Rangoon": "Asia/Yangon", "America/Godthab": "America/Nuuk"}
-TIMEZONES = zoneinfo.available_timezones() or {"UTC", "Europe/Rome", "Europe/Kyiv", "Europe/Riga", "Asia/Kolkata"}
+             "Asia/Rangoon": "Asia/Yangon", "America/Godthab": "America/Nuuk", "Pacific/Enderbury": "Pacific/Kanton"},
+}
+VERSIONS = tuple(LEGACY_TZ)
+# Names of a tz database that are no zone: Python lists Factory and localtime, the server refuses them.
+NOT_ZONES = {"Factory", "localtime", "posixrules"}
+TIMEZONES = ((zoneinfo.available_timezones() or {"UTC", "Europe/Rome", "Europe/Riga", "Europe/Brussels"})
+             | set(IANA_LEGACY_LINKS.values()) | set(LEGACY_TZ["3.13"].values())) - NOT_ZONES
 NOT_FOUND_HTML = ('<!doctype html>\n<html lang="en">\n<head>\n  <title>Not Found</title>\n</head>\n<body>\n'
                   '  <h1>Not Found</h1><p>The requested resource was not found on this server.</p>\n</body>\n</html>\n')
 SERVER_ERROR_HTML = ('<!doctype html>\n<html lang="en">\n<head>\n  <title>Server Error (500)</title>\n</head>\n<body>\n'
@@ -117,8 +177,8 @@ def oncalendar_valid(expr):
     return True
 
 
-def validate_spec(doc):
-    """Mimic Spec.model_validate(strict=True): return (spec, None) or (None, error message)."""
+def validate_spec(doc, version=VERSIONS[0]):
+    """Mimic Spec.model_validate(strict=True) of server `version`: return (spec, None) or (None, error message)."""
     doc = {k: (0.0 if v is None else v) for k, v in doc.items()}  # the server turns null into a float
     spec = {}
     for field, kind, max_len in SPEC:
@@ -137,8 +197,9 @@ def validate_spec(doc):
                                              oncalendar_valid(value)):
                 problem = "is not a valid cron or OnCalendar expression"
             elif kind == "tz":
-                value = LEGACY_TZ.get(value, value)
-                problem = None if value in TIMEZONES else "is not a valid timezone"
+                value = LEGACY_TZ[version].get(value, value)
+                accepted = TIMEZONES - set(LEGACY_TZ[version]) if version != "3.13" else TIMEZONES
+                problem = None if value in accepted else "is not a valid timezone"
         elif kind == "bool":
             problem = None if isinstance(value, bool) else "is not a boolean"
         elif kind == "period":
@@ -173,6 +234,9 @@ class FakeHealthchecks:
         self.site_root = config.get("site_root")
         self.ping_endpoint = config.get("ping_endpoint")
         self.ping_body_limit = config.get("ping_body_limit", 10000)
+        self.version = config.get("version", VERSIONS[0])  # whose time zone rules: "4.3" or "3.13"
+        if self.version not in VERSIONS:
+            raise ValueError("version must be one of %s, got %r" % (", ".join(VERSIONS), self.version))
         self.projects = []
         for index, project in enumerate(config.get("projects") or [{}]):
             suffix = "%02d" % index
@@ -366,7 +430,7 @@ class FakeHealthchecks:
                 self.to_dict(c, readonly) for c in project["checks"].values()
                 if tags <= set(c["tags"].split()) and (not slug or c["slug"] == slug)]})
         project, _readonly = self.authorize(req, write=True)
-        spec, problem = validate_spec(req.json)
+        spec, problem = validate_spec(req.json, self.version)
         if problem:
             raise error(problem)
         check = None
@@ -390,7 +454,7 @@ class FakeHealthchecks:
         if req.method == "DELETE":
             del project["checks"][code]
             return json_answer(200, self.to_dict(check))
-        spec, problem = validate_spec(req.json)
+        spec, problem = validate_spec(req.json, self.version)
         if problem:
             raise error(problem)
         return json_answer(200, self.to_dict(self.apply(check, spec, project)))
@@ -523,6 +587,12 @@ class FakeHealthchecks:
             fault = json.loads(req.body or b"{}")
             self.faults.append(dict(dict(status=None, count=1, method=None, headers={}, body=None, delay=0), **fault))
             return json_answer(200, {})
+        if (req.method, name) == ("POST", "version"):  # {"version": "3.13"}: behave as that server version
+            version = json.loads(req.body or b"{}").get("version")
+            if version not in VERSIONS:
+                return error("version must be one of %s" % ", ".join(VERSIONS))
+            self.version = version
+            return json_answer(200, {"version": version})
         if (req.method, name) == ("DELETE", "faults"):
             self.faults.clear()
             return json_answer(200, {})
@@ -603,7 +673,8 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--config", help="JSON file: projects (api_key, api_key_readonly, ping_key, channels, "
-                                         "check_limit), site_root, ping_endpoint, ping_body_limit, check_limit")
+                                         "check_limit), site_root, ping_endpoint, ping_body_limit, check_limit, "
+                                         "version (4.3 or 3.13)")
     args = parser.parse_args()
     config = {}
     if args.config:

@@ -197,6 +197,37 @@ def test_read_only_key_is_refused_by_the_check_module(tmp_path, hc):
     assert rc != 0 and "read-only key" in res["msg"] and hc.api_key_readonly not in out
 
 
+@pytest.mark.parametrize("version, stored, warned", [("4.3", "Europe/Brussels", True), ("3.13", "CET", False)])
+def test_legacy_time_zone_is_written_once(tmp_path, hc, version, stored, warned):
+    """Issue 13: tz CET against a server that stores it as Europe/Brussels (v4.3) or as given (v3.13): changed,
+    unchanged, unchanged, one write in all; where the server renamed it, one warning per run."""
+    hc.version = version
+    args = dict(name="web01-backup-home", schedule="30 2 * * *", tz="CET", grace=3600)
+    runs = []
+    for _run in range(3):
+        rc, res, out = play(tmp_path, hc, "healthchecks_check", args, diff=True)
+        assert rc == 0, out
+        runs.append((res["changed"], res["actions"], len(res.get("warnings", []))))
+    assert runs == [(True, ["create"], int(warned)), (False, [], int(warned)), (False, [], int(warned))]
+    assert [c["tz"] for c in hc.checks()] == [stored] and writes(hc) == [("POST", CHECKS)]
+    if warned:
+        assert "tz 'CET' is a legacy alias of the IANA time zone 'Europe/Brussels'" in res["warnings"][0]
+        assert res["diff"]["before"]["tz"] == res["diff"]["after"]["tz"] == "Europe/Brussels"
+    rc, res, out = play(tmp_path, hc, "healthchecks_check", dict(args, tz="Europe/Rome"))
+    assert rc == 0 and res["changed_fields"] == ["tz"] and hc.checks()[0]["tz"] == "Europe/Rome", out
+
+
+def test_key_of_the_wrong_length_is_refused_before_any_request(tmp_path, hc):
+    for module in ("healthchecks_check", "healthchecks_checks", "healthchecks_check_info"):
+        args = dict(name="a") if module == "healthchecks_check" else {}
+        if module == "healthchecks_checks":
+            args = dict(checks=[dict(name="a")])
+        rc, res, out = play(tmp_path, hc, module, dict(args, api_key=hc.api_key[:-1]))
+        assert rc != 0 and "api_key must be a Healthchecks project API key of 32 characters" in res["msg"], out
+        assert "has 31" in res["msg"] and hc.api_key[:-1] not in out and not res["changed"]
+    assert hc.requests() == []
+
+
 # ---- healthchecks_checks (bulk) --------------------------------------------------------------
 
 def fleet(n, **extra):
@@ -301,6 +332,21 @@ def test_bulk_entry_states_and_validation(tmp_path, hc):
     assert len(hc.checks()) == 2
 
 
+@pytest.mark.parametrize("bad, field", [(dict(tz="Factory"), "tz 'Factory' is not a time zone Healthchecks accepts"),
+                                        (dict(tz="localtime"), "tz 'localtime' is not a time zone Healthchecks"),
+                                        (dict(channels=["0b1f0d3e-5c3a-4f3e-9d59-2f1f6c0d9e11"]),
+                                         "channels: channel '0b1f0d3e-5c3a-4f3e-9d59-2f1f6c0d9e11' does not exist")])
+def test_bulk_of_three_new_checks_whose_second_is_bad_creates_nothing(tmp_path, hc, bad, field):
+    """Issue 13: a zone Python knows and the server refuses, or an unknown channel UUID, fails before any write."""
+    email = next(c["id"] for c in hc.projects[0]["channels"] if c["name"] == "ops-email")
+    checks = [dict(name=n, schedule="0 2 * * *", tz="Europe/Rome", channels=[email]) for n in ("a", "b", "c")]
+    checks[1].update(bad)
+    rc, res, out = play(tmp_path, hc, "healthchecks_checks", dict(checks=checks))
+    assert rc != 0 and res["failed"] and not res["changed"], out
+    assert "checks[1] (b): " + field in res["msg"], res["msg"]
+    assert hc.checks() == [] and writes(hc) == [] and res["results"] == []
+
+
 # ---- healthchecks_check_info ----------------------------------------------------------------
 
 def test_info_with_read_only_key(tmp_path, hc):
@@ -317,3 +363,10 @@ def test_info_with_read_only_key(tmp_path, hc):
     assert [c["name"] for c in res["checks"]] == ["other"]
     rc, res, _out = play(tmp_path, hc, "healthchecks_check_info", dict(tags=["host02", "infn-backup"], name="nope"))
     assert res["checks"] == []
+
+
+def test_info_401_does_not_ask_for_a_read_write_key(tmp_path, hc):
+    """Issue 13: the info module works with a read-only key: its 401 must not say a read-write one is needed."""
+    rc, res, out = play(tmp_path, hc, "healthchecks_check_info", dict(api_key="z" * 32))
+    assert rc != 0 and res["status"] == 401 and "wrong api key" in res["msg"], out
+    assert "read-write" not in res["msg"] and "the project's read-only key is enough" in res["msg"], res["msg"]

@@ -14,10 +14,10 @@ import pytest
 
 from ansible_collections.infn_cloud.backup.plugins.module_utils._healthchecks import (
     CheckManager, HealthchecksClient, HealthchecksError, HealthchecksValidationError, _retry_after, api_base,
-    schedule_error, validate_check)
+    same_zone, schedule_error, tz_error, validate_check)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fakes"))
-from healthchecks_fake import FakeHealthchecks  # noqa: E402
+from healthchecks_fake import IANA_LEGACY_LINKS, FakeHealthchecks  # noqa: E402
 
 CHECKS = "/api/v3/checks/"
 
@@ -176,6 +176,27 @@ def test_401_wrong_key(hc):
 def test_401_read_only_key_cannot_write(hc):
     e = error_of(client(hc, key=hc.api_key_readonly).create_check, {"name": "a"})
     assert e.status == 401 and "read-write key" in str(e) and hc.api_key_readonly not in str(e)
+    e = error_of(client(hc, key=hc.api_key_readonly).list_channels)
+    assert e.status == 401 and "read-write key" in str(e)
+
+
+def test_401_hint_of_a_read_call_does_not_ask_for_a_read_write_key(hc):
+    """Issue 13: listing and reading checks work with a read-only key; their 401 means an unknown key."""
+    code = client(hc).create_check({"name": "a"})["uuid"]
+    for call, args in ((client(hc, key="x" * 32).list_checks, ()), (client(hc, key="x" * 32).get_check, (code,))):
+        e = error_of(call, *args)
+        assert e.status == 401 and "wrong api key" in str(e), str(e)
+        assert "read-write" not in str(e) and "the project's read-only key is enough" in str(e), str(e)
+
+
+@pytest.mark.parametrize("key", ["hcw_Leak4751", "hcw_" + "L" * 29, "L" * 40])
+def test_key_of_the_wrong_length_is_refused_before_any_request(hc, key):
+    """Issue 13: the server answers 401 "missing api key" to a key that is not 32 characters long."""
+    with pytest.raises(HealthchecksValidationError) as info:
+        client(hc, key=key)
+    assert "api_key must be a Healthchecks project API key of 32 characters" in str(info.value)
+    assert "has %d" % len(key) in str(info.value) and key not in str(info.value) and "Leak" not in str(info.value)
+    assert hc.requests() == []
 
 
 def test_403_empty_body_is_explained():
@@ -290,14 +311,79 @@ def test_normalised_fields_compare_equal(hc):
     assert [r["path"] for r in hc.requests()] == [CHECKS, "/api/v3/channels/"]
 
 
-def test_channel_uuids_need_no_channels_call_and_only_differences_are_sent(hc):
+def test_channel_uuids_are_checked_only_before_a_write_and_only_differences_are_sent(hc):
     ids = sorted(c["id"] for c in hc.projects[0]["channels"])
     ensure(hc, [dict(name="a", channels=[i.upper() for i in ids], grace=120)])
     hc.clear_requests()
     _mgr, [result] = ensure(hc, [dict(name="a", channels=ids[:1], grace=120)])
     assert result["changed_fields"] == ["channels"] and hc.checks()[0]["channels"] == ids[0]
     assert [(r["method"], r["path"]) for r in hc.requests()] == [
-        ("GET", CHECKS), ("POST", CHECKS + hc.checks()[0]["uuid"])]
+        ("GET", CHECKS), ("GET", "/api/v3/channels/"), ("POST", CHECKS + hc.checks()[0]["uuid"])]
+    hc.clear_requests()
+    manager, [result] = ensure(hc, [dict(name="a", channels=ids[:1], grace=120)])
+    assert not manager.changed and [r["path"] for r in hc.requests()] == [CHECKS]  # nothing to write: one request
+
+
+def test_bulk_with_a_bad_second_entry_creates_nothing(hc):
+    """Issue 13: three new checks, the second with an unknown channel UUID, a zone the server refuses, or both."""
+    unknown = "0b1f0d3e-5c3a-4f3e-9d59-2f1f6c0d9e11"
+    email = next(c["id"] for c in hc.projects[0]["channels"] if c["name"] == "ops-email")
+    good = dict(schedule="0 2 * * *", tz="Europe/Rome", channels=[email])
+    for bad, parts in ((dict(channels=[email, unknown]), ["checks[1] (b): channels: channel %r does not exist" % unknown]),
+                       (dict(tz="Factory"), ["checks[1] (b): tz 'Factory' is not a time zone Healthchecks accepts"]),
+                       (dict(tz="localtime", channels=[unknown]), ["checks[1] (b): tz 'localtime'"])):
+        manager = CheckManager(client(hc))
+        with pytest.raises(HealthchecksValidationError) as info:
+            manager.ensure([dict(good, name="a"), dict(good, name="b", **bad), dict(good, name="c")])
+        for part in parts:
+            assert part in str(info.value), str(info.value)
+        assert hc.checks() == [] and writes(hc) == [] and not manager.changed
+    manager = CheckManager(client(hc))
+    manager.ensure([dict(good, name=n) for n in "abc"])
+    assert len(hc.checks()) == 3
+
+
+def test_a_rerun_with_nothing_to_write_makes_at_most_two_requests(hc):
+    email = next(c["id"] for c in hc.projects[0]["channels"] if c["name"] == "ops-email")
+    for channels, requests in (([email], [CHECKS]), (["ops-email"], [CHECKS, "/api/v3/channels/"]),
+                               (["*"], [CHECKS, "/api/v3/channels/"])):
+        specs = [dict(name="a", channels=channels, timeout=600), dict(name="b", channels=channels, timeout=600)]
+        ensure(hc, specs)
+        hc.clear_requests()
+        manager, _results = ensure(hc, specs)
+        assert not manager.changed and [r["path"] for r in hc.requests()] == requests
+
+
+@pytest.mark.parametrize("version", ["4.3", "3.13"])
+@pytest.mark.parametrize("tz", ["CET", "US/Eastern", "America/Buenos_Aires", "Europe/Kiev"])
+def test_a_legacy_zone_settles_after_one_write(hc, version, tz):
+    """Issue 13: the server may store a legacy name under its current zone; the two are equal, with one warning."""
+    hc.version = version
+    spec = dict(name="a", schedule="30 2 * * *", tz=tz)
+    outcomes = []
+    for _run in range(3):
+        manager, [result] = ensure(hc, [spec])
+        outcomes.append((result["actions"], manager.warnings))
+    stored = hc.checks()[0]["tz"]
+    warned = [] if stored == tz else ["tz %r is a legacy alias of the IANA time zone %r, which the server stores as %r: "
+                                      "taken as equal, nothing to change (set tz: %s to silence this warning)"
+                                      % (tz, stored, stored, stored)]
+    assert outcomes == [(["create"], warned), ([], warned), ([], warned)]
+    assert len(writes(hc)) == 1
+    manager, [result] = ensure(hc, [dict(spec, tz=stored)])  # the current name is equal too, without a warning
+    assert result["actions"] == [] and manager.warnings == []
+
+
+def test_time_zones_the_server_refuses_and_links_of_the_iana_database():
+    for tz in ("Factory", "localtime", "posixrules", "posix/Europe/Rome", "right/UTC"):
+        assert "is not a time zone Healthchecks accepts" in tz_error(tz), tz
+    for tz in ("UTC", "Etc/UTC", "CET", "US/Eastern", "Europe/Kiev", "Europe/Kyiv", "Pacific/Kanton", "EST5EDT"):
+        assert tz_error(tz) is None, tz
+    # every legacy link the fake (as v4.3) rewrites is its target here, whatever this host's tz database says
+    assert [(name, target) for name, target in IANA_LEGACY_LINKS.items() if not same_zone(name, target)] == []
+    assert same_zone("CET", "Europe/Brussels") and same_zone("Europe/Brussels", "CET") and same_zone("MET", "CET")
+    assert not same_zone("CET", "Europe/Rome") and not same_zone("Europe/Kyiv", "Europe/Riga")
+    assert not same_zone("localtime", "UTC") and not same_zone("Factory", "Factory-x")
 
 
 def test_all_channels_and_no_channels(hc):

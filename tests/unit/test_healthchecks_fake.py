@@ -203,6 +203,16 @@ def test_bad_channel_is_400_and_saves_nothing(hc):
     assert status == 400 and hc.checks()[0]["grace"] == 120
 
 
+@pytest.mark.parametrize("version", ["4.3", "3.13"])
+@pytest.mark.parametrize("tz", ["Factory", "localtime", "posixrules", "posix/Europe/Rome"])
+def test_names_of_the_tz_database_that_are_no_zone_are_refused(hc, version, tz):
+    """Issue 13: Python's zoneinfo lists Factory and localtime; the server refuses them."""
+    hc.version = version
+    status, _hdrs, doc = call(hc, "POST", API + "checks/", {"name": "a", "schedule": "* * * * *", "tz": tz})
+    assert (status, doc) == (400, {"error": "json validation error: tz is not a valid timezone"})
+    assert hc.checks() == []
+
+
 # ---- semantics -------------------------------------------------------------------------------
 
 def test_channels_all_none_names_and_uuids(hc):
@@ -217,6 +227,42 @@ def test_channels_all_none_names_and_uuids(hc):
     status, _hdrs, doc = call(hc, "GET", API + "channels/")
     assert status == 200 and sorted(c["name"] for c in doc["channels"]) == ["ops-email", "ops-slack"]
     assert set(doc["channels"][0]) == {"id", "name", "kind"}
+
+
+@pytest.mark.parametrize("legacy, stored_v4, stored_v3", [
+    ("CET", "Europe/Brussels", "CET"),
+    ("US/Eastern", "America/New_York", "US/Eastern"),
+    ("America/Buenos_Aires", "America/Argentina/Buenos_Aires", "America/Buenos_Aires"),
+    ("EST5EDT", "America/New_York", "EST5EDT"),
+    ("Asia/Calcutta", "Asia/Kolkata", "Asia/Kolkata"),
+    ("Europe/Kiev", "Europe/Kyiv", "Europe/Kyiv"),
+    ("UTC", "UTC", "UTC"),
+    ("GMT", "GMT", "GMT"),
+    ("Etc/UTC", "Etc/UTC", "Etc/UTC"),
+    ("Europe/Rome", "Europe/Rome", "Europe/Rome"),
+    ("Europe/Amsterdam", "Europe/Amsterdam", "Europe/Amsterdam"),
+])
+def test_legacy_time_zones_are_stored_as_each_version_does(hc, legacy, stored_v4, stored_v3):
+    """Issue 13: v4.3 stores a legacy name under the zone it links to; v3.13 keeps it but for a few renamed zones."""
+    assert hc.version == "4.3"
+    assert create(hc, name="v4", schedule="0 2 * * *", tz=legacy)["tz"] == stored_v4
+    status, _hdrs, doc = call(hc, "POST", "/_admin/version", {"version": "3.13"}, key=None)
+    assert status == 200 and hc.version == "3.13"
+    assert create(hc, name="v3", schedule="0 2 * * *", tz=legacy)["tz"] == stored_v3
+
+
+def test_the_v4_table_follows_the_iana_links():
+    from healthchecks_fake import IANA_LEGACY_LINKS, LEGACY_TZ
+    v4, v3 = LEGACY_TZ["4.3"], LEGACY_TZ["3.13"]
+    assert len(IANA_LEGACY_LINKS) == 151 and len(v4) == 135 and len(v3) == 9
+    assert all(target not in IANA_LEGACY_LINKS for target in IANA_LEGACY_LINKS.values())  # one hop to the zone
+    assert not any(target.startswith("Etc/") for target in v4.values()) and "UTC" not in v4 and "GMT" not in v4
+    assert {k: v4[k] for k in ("CET", "US/Eastern", "America/Buenos_Aires", "Europe/Kiev")} == {
+        "CET": "Europe/Brussels", "US/Eastern": "America/New_York",
+        "America/Buenos_Aires": "America/Argentina/Buenos_Aires", "Europe/Kiev": "Europe/Kyiv"}
+    assert set(v3) < set(v4) and all(v4[k] == v for k, v in v3.items())
+    with pytest.raises(ValueError, match="version must be one of 4.3, 3.13"):
+        FakeHealthchecks({"version": "5.0"})
 
 
 def test_schedule_wins_over_timeout_and_tz_aliases_are_rewritten(hc):
