@@ -1,7 +1,8 @@
 // The lab's OpenID Connect provider: a real npm `oidc-provider` (v9) configured like INDIGO IAM as far
 // as oidc-agent can tell (see ../../../shared/REFERENCE.md §2 in the workspace):
 //   - device authorization grant (RFC 8628) without an `interval` in the answer (oidc-agent then polls
-//     every 5 s), device codes living 600 s;
+//     every 5 s), device codes living 600 s; a device code polled after its deadline is answered, like IAM once
+//     its cleanup removed the code, with invalid_grant "Invalid device code" (not expired_token);
 //   - open dynamic client registration (oidc-gen registers its own client) and optional pre-registered
 //     clients;
 //   - `offline_access` gives a refresh token that is never rotated and lives 30 days from approval, not
@@ -21,15 +22,26 @@
 //   LAB_OIDC_REFRESH_TOKEN_FORMAT jwt (IAM-like unsigned JWT with exp) | opaque
 //   LAB_OIDC_DEVICE_CODE_TTL     seconds (600)
 //   LAB_OIDC_DEVICE_INTERVAL     seconds; unset = no `interval` in the answer (like IAM)
+//   LAB_OIDC_DEVICE_CODE_CLEANUP seconds after a device code's deadline until it is forgotten (0, like IAM once its
+//                                cleanup ran: invalid_grant "Invalid device code"); `never` = oidc-provider's own
+//                                expired_token forever
 //   LAB_OIDC_ACCESS_TOKEN_TTL    seconds (3600)
 //   LAB_OIDC_CLIENTS             JSON list of pre-registered clients (oidc-provider client metadata)
 //   LAB_OIDC_ADMIN_TOKEN         bearer token of /lab/settings (unset = /lab/settings disabled)
+//   LAB_OIDC_SERVICE_CLIENTS     JSON list of service accounts, IAM's client-credentials clients: {client_id,
+//                                client_secret}; client_secret_basic; their access tokens are IAM-like JWTs (sub and
+//                                client_id the client, aud the request's `audience` else lab-s3, scope, exp), the
+//                                ones of every other grant stay opaque. PUT /lab/clients/<id> (admin token) with
+//                                {"client_secret": "..."} rotates a secret at the provider (the old one is then
+//                                refused: invalid_client), {"enabled": false|true} disables or enables the client.
+//   LAB_OIDC_CLIENT_CREDENTIALS_TTL seconds of those access tokens (3600)
+// <issuer>lab/no-token-endpoint/ is an issuer whose discovery document names no token_endpoint (for tests).
 import { readFileSync } from 'node:fs';
 import { generateKeyPairSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import https from 'node:https';
 import querystring from 'node:querystring';
 
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 const env = process.env;
 const host = env.LAB_OIDC_HOST || '127.0.0.1';
@@ -50,7 +62,11 @@ const settings = {
   refresh_token_format: env.LAB_OIDC_REFRESH_TOKEN_FORMAT || 'jwt',
   device_code_ttl: seconds('LAB_OIDC_DEVICE_CODE_TTL', 600),
   device_interval: env.LAB_OIDC_DEVICE_INTERVAL ? seconds('LAB_OIDC_DEVICE_INTERVAL') : null,
+  // null: never forgotten
+  device_code_cleanup: env.LAB_OIDC_DEVICE_CODE_CLEANUP === 'never' ? null
+    : (env.LAB_OIDC_DEVICE_CODE_CLEANUP ? Number(env.LAB_OIDC_DEVICE_CODE_CLEANUP) : 0),
   access_token_ttl: seconds('LAB_OIDC_ACCESS_TOKEN_TTL', 3600),
+  client_credentials_ttl: seconds('LAB_OIDC_CLIENT_CREDENTIALS_TTL', 3600),
 };
 if (!['jwt', 'opaque'].includes(settings.refresh_token_format)) {
   throw new Error('LAB_OIDC_REFRESH_TOKEN_FORMAT must be jwt or opaque');
@@ -65,11 +81,23 @@ const clients = (env.LAB_OIDC_CLIENTS ? JSON.parse(env.LAB_OIDC_CLIENTS) : []).m
   ...client,
 }));
 
+// Service accounts (client credentials only) and the resource indicator their tokens are issued for.
+const serviceClients = (env.LAB_OIDC_SERVICE_CLIENTS ? JSON.parse(env.LAB_OIDC_SERVICE_CLIENTS) : []).map((client) => ({
+  grant_types: ['client_credentials'],
+  response_types: [],
+  redirect_uris: [],
+  token_endpoint_auth_method: 'client_secret_basic',
+  ...client,
+}));
+const serviceClientIds = new Set(serviceClients.map((client) => client.client_id));
+const SERVICE_RESOURCE = 'urn:lab:object-storage';
+const tokenForm = (ctx) => querystring.parse(typeof ctx.req.body === 'string' ? ctx.req.body : '');
+
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: randomBytes(8).toString('hex'), use: 'sig', alg: 'RS256' };
 
 const configuration = {
-  clients,
+  clients: [...clients, ...serviceClients],
   clientDefaults: {
     grant_types: ['authorization_code'],
     id_token_signed_response_alg: 'RS256',
@@ -116,12 +144,33 @@ The device shows the code <code id="user_code">${escape(userCode)}</code>.</p>${
     // A client revokes its own tokens only.
     revocation: { enabled: true, allowedPolicy: async (ctx, client, token) => token.clientId === client.clientId },
     introspection: { enabled: true },
+    // Service accounts: the client_credentials grant with IAM-like JWT access tokens; other grants get no resource
+    // (opaque tokens, as before).
+    clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: async (ctx, client) => (tokenForm(ctx).grant_type === 'client_credentials'
+        && serviceClientIds.has(client?.clientId) ? SERVICE_RESOURCE : undefined),
+      getResourceServerInfo: async (ctx, resource) => {
+        if (resource !== SERVICE_RESOURCE) throw new errors.InvalidTarget();
+        const form = tokenForm(ctx);
+        return {
+          scope: typeof form.scope === 'string' ? form.scope : '',
+          audience: typeof form.audience === 'string' && form.audience ? form.audience : 'lab-s3',
+          accessTokenFormat: 'jwt',
+          accessTokenTTL: settings.client_credentials_ttl,
+          jwt: { sign: { alg: 'RS256' } },
+        };
+      },
+      useGrantedResource: async () => false,
+    },
   },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   rotateRefreshToken: false,
   // Refresh tokens for every client that may use them and asked for offline_access (the default rule).
   ttl: {
     AccessToken: () => settings.access_token_ttl,
+    ClientCredentials: () => settings.client_credentials_ttl,
     IdToken: () => settings.access_token_ttl,
     DeviceCode: () => settings.device_code_ttl,
     RefreshToken: () => settings.refresh_token_ttl,
@@ -140,6 +189,39 @@ The device shows the code <code id="user_code">${escape(userCode)}</code>.</p>${
 };
 
 const provider = new Provider(issuer, configuration);
+
+// Lab administration of the service accounts (PUT /lab/clients/<id>): a rotated secret or a disabled client.
+const clientOverrides = new Map();
+const compareClientSecret = provider.Client.prototype.compareClientSecret;
+provider.Client.prototype.compareClientSecret = async function labCompareClientSecret(actual) {
+  const override = clientOverrides.get(this.clientId) || {};
+  if (override.enabled === false) return false;
+  if (typeof override.client_secret === 'string') {
+    return typeof actual === 'string' && actual.length === override.client_secret.length
+      && timingSafeEqual(Buffer.from(actual), Buffer.from(override.client_secret));
+  }
+  return compareClientSecret.call(this, actual);
+};
+
+async function labClients(req, res, id) {
+  if (!isAdmin(req)) {
+    send(res, 401, 'application/json', '{"error":"missing or wrong admin token"}\n');
+    return;
+  }
+  if (!serviceClientIds.has(id)) {
+    send(res, 404, 'application/json', '{"error":"no such service account"}\n');
+    return;
+  }
+  const update = JSON.parse(await readBody(req) || '{}');
+  const override = { ...(clientOverrides.get(id) || {}) };
+  if ('client_secret' in update) {
+    if (typeof update.client_secret !== 'string' || !update.client_secret) throw new Error('client_secret: a non-empty string');
+    override.client_secret = update.client_secret;
+  }
+  if ('enabled' in update) override.enabled = Boolean(update.enabled);
+  clientOverrides.set(id, override);
+  send(res, 200, 'application/json', `${JSON.stringify({ client_id: id, enabled: override.enabled !== false, rotated: 'client_secret' in override })}\n`);
+}
 
 // IAM's refresh tokens are unsigned JWTs (`{"alg":"none"}`) carrying exp. oidc-provider's refresh
 // tokens are opaque: the lab keeps storing them under their opaque id and hands the client an unsigned
@@ -193,6 +275,20 @@ async function unwrapFormToken(req, param) {
     body = querystring.stringify(form);
   }
   req.body = body;
+  return form;
+}
+
+// IAM removes expired device codes in a periodic cleanup; a poll with a removed (or never issued) code is then
+// answered `invalid_grant` "Invalid device code". True when it answered so.
+async function forgottenDeviceCode(form, res) {
+  if (form.grant_type !== 'urn:ietf:params:oauth:grant-type:device_code' || settings.device_code_cleanup === null) {
+    return false;
+  }
+  const code = typeof form.device_code === 'string'
+    ? await provider.DeviceCode.find(form.device_code, { ignoreExpiration: true }) : undefined;
+  if (code && Date.now() / 1000 < code.exp + settings.device_code_cleanup) return false;
+  send(res, 400, 'application/json', `${JSON.stringify({ error: 'invalid_grant', error_description: 'Invalid device code' })}\n`);
+  return true;
 }
 
 // IAM sends no `interval`; the lab may send one to make tests poll faster.
@@ -328,7 +424,8 @@ async function labSettings(req, res) {
     for (const [key, value] of Object.entries(update)) {
       if (!(key in settings)) throw new Error(`unknown setting ${key}`);
       if (key === 'refresh_token_format' && !['jwt', 'opaque'].includes(value)) throw new Error('refresh_token_format: jwt or opaque');
-      if (key === 'device_interval' && value === null) { settings[key] = null; continue; }
+      if ((key === 'device_interval' || key === 'device_code_cleanup') && value === null) { settings[key] = null; continue; }
+      if (key === 'device_code_cleanup' && Number.isInteger(value) && value >= 0) { settings[key] = value; continue; }
       if (key !== 'refresh_token_format' && !(Number.isInteger(value) && value > 0)) throw new Error(`${key}: positive integer`);
       settings[key] = value;
     }
@@ -350,8 +447,12 @@ const server = https.createServer({
       await iamLikeRegistration(req);
       callback(req, res);
     } else if (req.method === 'POST' && tokenParams[path]) {
-      await unwrapFormToken(req, tokenParams[path]);
-      callback(req, res);
+      const form = await unwrapFormToken(req, tokenParams[path]);
+      if (path !== '/token' || !(await forgottenDeviceCode(form, res))) callback(req, res);
+    } else if (path === '/lab/no-token-endpoint/.well-known/openid-configuration') {
+      send(res, 200, 'application/json', `${JSON.stringify({ issuer: `${issuer}lab/no-token-endpoint/`, jwks_uri: `${issuer}jwks` })}\n`);
+    } else if (path.startsWith('/lab/clients/') && req.method === 'PUT') {
+      await labClients(req, res, decodeURIComponent(path.slice('/lab/clients/'.length)));
     } else if (path === '/lab/settings') {
       await labSettings(req, res);
     } else {

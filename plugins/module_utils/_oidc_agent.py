@@ -22,6 +22,14 @@ does, from its host model); the paths below are the defaults for any other conta
   (``pid``, ``kind``, ``started``, its ``out`` and ``err``; ``rc`` and ``finished`` when it ended).
 - ``~/.local/state/oidc-agent/accounts/<name>.json``: the approval time of the account (non-secret),
   for refresh tokens that are not JWTs.
+- ``~/.local/state/oidc-agent/loaded``: the accounts the agent had loaded when it last answered, so that a hung
+  agent can be restarted with them.
+
+A hung issuer: oidc-agent's HTTP calls have no time limit, and the agent answers nothing else while one waits, so
+an issuer that accepts connections and never answers holds the one agent of the user, for every account. Every
+call that needs the agent is therefore bounded by ``agent_wait`` seconds (``bounded`` below): past it the agent is
+taken as hung, and ENSURE_AGENT ends the stuck flows and the agent, starts a new one and reloads the accounts it
+had (the image's token refresher and ``check-refresh-token`` do the same, under the same lock).
 """
 
 from __future__ import annotations
@@ -68,6 +76,7 @@ RC_ACCOUNT_EXISTS = 92
 RC_NO_ACCOUNT = 93
 RC_FLOW_RUNNING = 94
 RC_NO_TOOLS = 95
+RC_AGENT_HUNG = 96
 MEANINGS = {
     RC_NO_HOME: 'HOME is not set for the user running oidc-agent',
     RC_NO_PASSWORD: 'the encryption password is empty',
@@ -75,12 +84,14 @@ MEANINGS = {
     RC_NO_ACCOUNT: 'no account configuration with this name exists',
     RC_FLOW_RUNNING: 'a device flow for this account is already running',
     RC_NO_TOOLS: 'oidc-agent is not installed (oidc-gen not found on PATH)',
+    RC_AGENT_HUNG: 'oidc-agent did not answer in time',
     125: 'docker exec failed (container missing or not running?)',
     126: 'command not executable (unknown container_user?)',
     127: 'command not found (sh, timeout or the docker CLI)',
 }
 RC_ERRORS = {RC_NO_HOME: 'no_home', RC_NO_PASSWORD: 'no_password', RC_ACCOUNT_EXISTS: 'account_exists',
              RC_NO_ACCOUNT: 'no_account', RC_FLOW_RUNNING: 'flow_running', RC_NO_TOOLS: 'not_found',
+             RC_AGENT_HUNG: 'provider_timeout',
              125: 'exec_failed', 126: 'exec_failed', 127: 'not_found'}
 DOCKER_ERRORS = ('Error response from daemon', 'Cannot connect to the Docker daemon', 'No such container')
 
@@ -93,6 +104,20 @@ command -v oidc-gen >/dev/null 2>&1 || { echo "oidc-gen not found on PATH" >&2; 
 state="${OIDC_STATE_DIR:-$HOME/.local/state/oidc-agent}"
 export OIDC_SOCK="${OIDC_SOCK:-$state/agent.sock}"
 export OIDC_CONFIG_DIR="${OIDC_CONFIG_DIR:-$HOME/.config/oidc-agent}"
+agent_wait="${agent_wait:-10}"
+bounded() {
+  # A call that needs the agent, within agent_wait s: past it the agent is hung (exit 96).
+  timeout -k 2 "$agent_wait" "$@"
+  brc=$?
+  case "$brc" in 124|137) echo "oidc-agent did not answer within $agent_wait s" >&2; exit 96 ;; esac
+  return "$brc"
+}
+keep_loaded() {
+  # $1 = the output of oidc-add -a: the names it lists, kept for a restart of a hung agent
+  [ -d "$state" ] || return 0
+  printf '%s\n' "$1" | grep -v ' ' | grep . >"$state/loaded.tmp"
+  mv -f "$state/loaded.tmp" "$state/loaded"
+}
 flow_alive() {
   # $1 = flow directory: the shell running the flow (it writes rc before it exits) or its oidc-gen still
   # runs; a recycled pid is not ours (its command line is checked).
@@ -112,12 +137,13 @@ echo "now=$(date +%s)"
 echo "home=$HOME"
 echo "socket=$OIDC_SOCK"
 echo "config_dir=$OIDC_CONFIG_DIR"
-if loaded="$(oidc-add -a 2>/dev/null)"; then
-  echo agent=up
-  printf '%s\n' "$loaded" | grep -qxF "$name" && echo loaded=1 || echo loaded=0
-else
-  echo agent=down; echo loaded=0
-fi
+loaded="$(timeout -k 2 "$agent_wait" oidc-add -a 2>/dev/null)"
+case $? in
+  0) echo agent=up; keep_loaded "$loaded"
+     printf '%s\n' "$loaded" | grep -qxF "$name" && echo loaded=1 || echo loaded=0 ;;
+  124|137) echo agent=hung; echo loaded=0 ;;
+  *) echo agent=down; echo loaded=0 ;;
+esac
 if [ -f "$OIDC_CONFIG_DIR/$name" ]; then
   echo account=1; echo "account_mtime=$(stat -c %Y "$OIDC_CONFIG_DIR/$name")"
 else
@@ -127,6 +153,8 @@ fi
 if [ -d "$flow" ]; then
   echo "flow_kind=$(cat "$flow/kind" 2>/dev/null)"
   echo "flow_started=$(cat "$flow/started" 2>/dev/null)"
+  echo "flow_issuer=$(cat "$flow/issuer" 2>/dev/null)"
+  [ -f "$flow/stopped" ] && echo "flow_stopped=$(cat "$flow/stopped")"
   # rc is read after the liveness check: the runner writes rc and only then exits, so a flow found not alive
   # either has its rc by now or died without one (stale).
   if flow_alive "$flow"; then
@@ -145,38 +173,104 @@ fi
 exit 0
 '''
 
-# The agent for scripts: reuse the one answering on the fixed socket, else start one.
-ENSURE_AGENT = r'''
+# The agent for scripts: reuse the one answering on the fixed socket, else start one. $1: seconds to wait for an
+# answer (default agent_wait). An agent that does not answer in time is hung (an issuer that accepts connections and
+# never answers holds it: its HTTP calls have no time limit): the running flows are marked stopped (with the time)
+# and ended with it, and the new agent gets the accounts the old one had (reloaded with OIDC_ENCRYPTION_PW, else the
+# container's own OIDC_PASSWORD or OIDC_PASSWORD_FILE). Under the lock the image's agent start takes too.
+ENSURE_AGENT = r"""
 mkdir -p "$state/flows" "$state/accounts" "$OIDC_CONFIG_DIR"
 chmod 0700 "$state" "$state/flows" "$state/accounts" "$OIDC_CONFIG_DIR"
 exec 9>"$state/agent.lock"
 command -v flock >/dev/null 2>&1 && flock -w 30 9
-if oidc-add -a >/dev/null 2>&1; then echo agent=up; exit 0; fi
-# An agent of this socket that does not answer is stopping (it removes its socket when it exits) or hung:
+loaded="$(timeout -k 2 "${1:-$agent_wait}" oidc-add -a 2>/dev/null)"
+arc=$?
+if [ "$arc" -eq 0 ]; then keep_loaded "$loaded"; echo agent=up; exit 0; fi
+new="$OIDC_SOCK.new"
+# the agents of this socket (a replacement keeps the command line of its temporary socket)
+agent_pids() { pgrep -u "$(id -u)" -f -- "-a $OIDC_SOCK(\.new)?\$" 2>/dev/null; }
+start_agent() {
+  # $1 = its socket: 0 once it answers there
+  rm -f "$1"
+  oidc-agent --json --no-autoload --no-autoreauthenticate -a "$1" >"$state/agent.json" 2>"$state/agent.err" 9>&- \
+    || { cat "$state/agent.err" >&2; return 1; }
+  i=0
+  until OIDC_SOCK="$1" timeout 2 oidc-add -a >/dev/null 2>&1; do
+    i=$((i + 1))
+    [ "$i" -ge 50 ] && { echo "oidc-agent started but does not answer on $1" >&2; return 1; }
+    sleep 0.1
+  done
+}
+reload_one() {
+  # $1 = account, $2 = socket: oidc-add with the module's password, else the container's own (124: the agent hung)
+  [ -n "${OIDC_PASSWORD:-}" ] || { [ -r "${OIDC_PASSWORD_FILE:-}" ] && OIDC_PASSWORD="$(cat "$OIDC_PASSWORD_FILE")"; }
+  r=1
+  if [ -n "${OIDC_ENCRYPTION_PW:-}" ]; then
+    OIDC_SOCK="$2" timeout -k 2 "$agent_wait" oidc-add --pw-env "$1" </dev/null >/dev/null 2>&1
+    r=$?
+    case "$r" in 0|124|137) return "$r" ;; esac
+  fi
+  if [ -n "${OIDC_PASSWORD:-}" ]; then
+    OIDC_ENCRYPTION_PW="$OIDC_PASSWORD" OIDC_SOCK="$2" timeout -k 2 "$agent_wait" oidc-add --pw-env "$1" </dev/null \
+      >/dev/null 2>&1
+    r=$?
+  fi
+  return "$r"
+}
+if [ "$arc" -eq 124 ] || [ "$arc" -eq 137 ]; then
+  # Hung. The replacement starts on a temporary socket and gets the accounts first; then the hung agent and the
+  # flows stuck on it are ended and the replacement's socket renamed into place: clients never find no agent.
+  echo agent=hung
+  reload="$(cat "$state/loaded" 2>/dev/null)"
+  old="$(agent_pids)"
+  start_agent "$new" || exit 1
+  kept=""
+  for acct in $reload; do
+    [ -f "$OIDC_CONFIG_DIR/$acct" ] || continue
+    reload_one "$acct" "$new"
+    case $? in
+      0) echo "reloaded=$acct"; kept="$kept $acct" ;;
+      124|137)
+        # its own issuer hangs too and holds the replacement: start it again without this account
+        echo "not_reloaded=$acct"
+        pids="$(pgrep -u "$(id -u)" -f -- "-a $new\$")" && kill -9 $pids 2>/dev/null
+        start_agent "$new" || exit 1
+        for k in $kept; do reload_one "$k" "$new"; done ;;
+      *) echo "not_reloaded=$acct" ;;
+    esac
+  done
+  now="$(date +%s)"
+  for flow in "$state"/flows/*; do
+    [ -d "$flow" ] || continue
+    if flow_alive "$flow"; then
+      echo "$now" >"$flow/stopped"
+      echo "stopped=${flow##*/}"
+      kill "$(cat "$flow/pid" 2>/dev/null)" 2>/dev/null
+    fi
+  done
+  [ -n "$old" ] && kill -9 $old 2>/dev/null
+  mv -f "$new" "$OIDC_SOCK"
+  keep_loaded "$(printf '%s\n' $kept)"
+  echo agent=started
+  exit 0
+fi
+# An agent of this socket that does not answer is stopping (it removes its socket when it exits) or broken:
 # give it 2 s, then end it, so that it cannot remove the socket of the new one.
 i=0
-while pids="$(pgrep -u "$(id -u)" -f -- "-a $OIDC_SOCK\$" 2>/dev/null)" && [ -n "$pids" ]; do
-  oidc-add -a >/dev/null 2>&1 && { echo agent=up; exit 0; }
+while pids="$(agent_pids)" && [ -n "$pids" ]; do
+  timeout 2 oidc-add -a >/dev/null 2>&1 && { echo agent=up; exit 0; }
   i=$((i + 1))
   [ "$i" -eq 20 ] && kill $pids 2>/dev/null
   [ "$i" -ge 40 ] && { kill -9 $pids 2>/dev/null; sleep 0.2; break; }
   sleep 0.1
 done
-rm -f "$OIDC_SOCK"
-oidc-agent --json --no-autoload --no-autoreauthenticate -a "$OIDC_SOCK" >"$state/agent.json" 2>"$state/agent.err" 9>&- \
-  || { cat "$state/agent.err" >&2; exit 1; }
-i=0
-until oidc-add -a >/dev/null 2>&1; do
-  i=$((i + 1))
-  [ "$i" -ge 50 ] && { echo "oidc-agent started but does not answer on $OIDC_SOCK" >&2; exit 1; }
-  sleep 0.1
-done
+start_agent "$OIDC_SOCK" || exit 1
 echo agent=started
-'''
+"""
 
 # Prepare the directory of a new flow (synchronously, so that every refusal is reported).
 PREPARE_FLOW = r'''
-name="$1"; kind="$2"; with_client="$3"; flow="$state/flows/$name"
+name="$1"; kind="$2"; with_client="$3"; issuer="$4"; flow="$state/flows/$name"
 if [ "$kind" = present ] && [ -e "$OIDC_CONFIG_DIR/$name" ]; then
   echo "account configuration $OIDC_CONFIG_DIR/$name exists already" >&2; exit 92
 fi
@@ -189,6 +283,7 @@ mkdir -p "$flow"
 chmod 0700 "$flow"
 date +%s >"$flow/started"
 printf '%s\n' "$kind" >"$flow/kind"
+printf '%s\n' "$issuer" >"$flow/issuer"
 if [ "$with_client" = 1 ]; then cat >"$flow/client.json"; fi
 '''
 
@@ -229,22 +324,25 @@ rm -f "$state/accounts/$1.json"
 '''
 
 LOAD = r'''
-oidc-add --pw-env "$1" </dev/null
+bounded oidc-add --pw-env "$1" </dev/null || exit
+[ -d "$state" ] && { grep -sxvF "$1" "$state/loaded"; echo "$1"; } >"$state/loaded.tmp" && mv -f "$state/loaded.tmp" "$state/loaded"
+exit 0
 '''
 
 # -f forces a new access token: the only proof that the refresh token still works. -e prints only the
 # expiry of the new access token, so the token itself never leaves the container.
 REFRESH = r'''
-oidc-token -f -e "$1" </dev/null
+bounded oidc-token -f -e "$1" </dev/null
 '''
 
 PRINT = r'''
-oidc-gen -p "$1" --pw-env </dev/null
+bounded oidc-gen -p "$1" --pw-env </dev/null
 '''
 
 DELETE = r'''
-oidc-gen -d "$1" --confirm-yes --pw-env </dev/null
+bounded oidc-gen -d "$1" --confirm-yes --pw-env </dev/null
 rc=$?
+if [ -f "$state/loaded" ]; then grep -sxvF "$1" "$state/loaded" >"$state/loaded.tmp"; mv -f "$state/loaded.tmp" "$state/loaded"; fi
 if [ -e "$OIDC_CONFIG_DIR/$1" ]; then echo "account file kept: $OIDC_CONFIG_DIR/$1" >&2; exit 1; fi
 exit "$rc"
 '''
@@ -285,28 +383,36 @@ def complete_uri(uri, code):
     return '%s%suser_code=%s' % (uri, '&' if '?' in uri else '?', quote(code, safe=''))
 
 
-# The outcome of a finished flow or a failed call, from oidc-agent's messages.
+# The outcome of a finished flow or a failed call, from oidc-agent's messages, in order of precedence (checked
+# against every line): the agent before the network, the network before the registration (a registration that
+# failed because the issuer could not be reached says both, and is provider_unreachable).
 ERRORS = (
     ('access_denied', re.compile(r'access_denied', re.I)),
     ('expired_token', re.compile(r'expired_token|Device code is not valid any more', re.I)),
     ('wrong_password', re.compile(r'reached maximum number of tries|wrong password|could not decrypt', re.I)),
     ('invalid_grant', re.compile(r'invalid_grant', re.I)),
     ('invalid_client', re.compile(r'invalid_client', re.I)),
-    ('registration_failed', re.compile(r'Dynamic client registration not successful|registration', re.I)),
+    ('agent_unreachable', re.compile(r'Could not connect to oidc-agent|No agent running', re.I)),
     ('provider_unreachable', re.compile(r'Could not get token endpoint|Could not connect|couldn\'t connect|'
                                         r'Could not resolve|SSL|certificate|curl', re.I)),
-    ('agent_unreachable', re.compile(r'Could not connect to oidc-agent|No agent running', re.I)),
+    ('registration_failed', re.compile(r'Dynamic client registration not successful|registration', re.I)),
     ('account_not_loaded', re.compile(r'account not loaded', re.I)),
 )
+# IAM forgets a device code once its cleanup ran after the code's deadline, and answers its later polls with
+# invalid_grant "Invalid device code": in a device flow that is an expired code, not a broken refresh token.
+FORGOTTEN_DEVICE_CODE = re.compile(r'invalid_grant.*device.?code|device.?code.*invalid_grant|Invalid device code', re.I)
 
 
-def classify(text):
-    """A short error code for oidc-agent's message (see ERRORS), or 'error'."""
-    errors = [line for line in clean_lines(text) if line.lower().startswith('error')] or clean_lines(text)
-    for line in errors:
-        for code, pattern in ERRORS:
-            if pattern.search(line):
-                return code
+def classify(text, device_flow=False):
+    """A short error code for oidc-agent's message (see ERRORS), or 'error'. device_flow: the message ended a
+    device flow (an invalid_grant about the device code is then expired_token)."""
+    lines = clean_lines(text)
+    errors = [line for line in lines if line.lower().startswith('error')] or lines
+    if device_flow and any(FORGOTTEN_DEVICE_CODE.search(line) for line in lines):
+        return 'expired_token'
+    for code, pattern in ERRORS:
+        if any(pattern.search(line) for line in errors):
+            return code
     return 'error'
 
 
@@ -381,7 +487,7 @@ def parse_probe(stdout):
                 facts[key] = base64.b64decode(facts[key]).decode('utf-8', 'replace')
             except (ValueError, binascii.Error):
                 facts[key] = ''
-    for key in ('now', 'account_mtime', 'flow_started', 'flow_finished', 'flow_rc'):
+    for key in ('now', 'account_mtime', 'flow_started', 'flow_finished', 'flow_rc', 'flow_stopped'):
         if facts.get(key, '').lstrip('-').isdigit():
             facts[key] = int(facts[key])
         else:
@@ -411,6 +517,21 @@ def normalize_issuer(url):
     return (url or '').rstrip('/') + '/'
 
 
+def agent_wait(timeout):
+    """Seconds after which a silent agent is taken as hung: a third of the call's time limit, 2 to 20."""
+    return max(2, min(20, int(timeout) // 3))
+
+
+def parse_restart(stdout):
+    """What ENSURE_AGENT did to a hung agent: {'stopped': [flows], 'reloaded': [...], 'not_reloaded': [...]}."""
+    out = dict(stopped=[], reloaded=[], not_reloaded=[])
+    for line in stdout.splitlines():
+        key, sep, value = line.partition('=')
+        if sep and key in out and value:
+            out[key].append(value.strip())
+    return out
+
+
 # --------------------------------------------------------------------------------------- the runner
 class OidcAgentError(Exception):
     """A failed call: a short error code, a message safe to show, the exit code."""
@@ -422,17 +543,25 @@ class OidcAgentError(Exception):
 
 class OidcAgent:
     def __init__(self, container=None, container_user=None, timeout=60, password=None, client_secret=None,
-                 docker_binary='docker'):
+                 docker_binary='docker', check=False):
         self.container, self.container_user = container, container_user
         self.timeout, self.docker_binary = timeout, docker_binary
         self.password = password
         self.secrets = tuple(s for s in (password, client_secret) if s)
+        # An agent silent for agent_wait s is hung: a third of the call's time limit, so that a call that finds it
+        # hung can restart it and still do its own work within the limit.
+        self.agent_wait = agent_wait(timeout)
+        # check mode: a hung agent is reported, never restarted
+        self.check = check
+        # what each restart of a hung agent did: {'waited', 'stopped': [flows], 'reloaded', 'not_reloaded'}
+        self.restarts = []
 
     # ------------------------------------------------------------------ argv and environment
     def command(self, script, args=(), secret=False, detach=False, stdin=False):
         """argv and environment of one call. Only names go on the argv; the password (when secret) is in
         the returned environment as OIDC_ENCRYPTION_PW, handed to docker exec as a bare `-e NAME`."""
-        shell = ['sh', '-c', PRELUDE + script, 'oidc-agent-account'] + [str(a) for a in args]
+        shell = ['sh', '-c', 'agent_wait=%d' % self.agent_wait + PRELUDE + script, 'oidc-agent-account'] + [
+            str(a) for a in args]
         if not detach:
             shell = ['timeout', '--kill-after=%d' % KILL_AFTER, str(self.timeout)] + shell
         env = dict(os.environ)
@@ -460,6 +589,9 @@ class OidcAgent:
         if rc in (124, 137):
             return OidcAgentError('timeout', '%s: timed out after %d s%s' % (
                 what, self.timeout, ' (killed)' if rc == 137 else ''), rc)
+        if rc == RC_AGENT_HUNG:
+            return OidcAgentError('provider_timeout', '%s: oidc-agent did not answer within %d s' % (
+                what, self.agent_wait), rc)
         if rc in RC_ERRORS:
             return OidcAgentError(RC_ERRORS[rc], '%s: %s (rc %d)%s' % (
                 what, MEANINGS[rc], rc, ': ' + detail if detail else ''), rc)
@@ -500,17 +632,51 @@ class OidcAgent:
 
     # ------------------------------------------------------------------ operations
     def probe(self, name):
+        """What exists; an agent found hung is restarted first (not in check mode) and the probe made again."""
         dummy, stdout, dummy = self.run(PROBE, [name], what='probing oidc-agent')
-        return parse_probe(stdout)
+        facts = parse_probe(stdout)
+        if facts.get('agent') == 'hung' and not self.check:
+            self.restart()
+            dummy, stdout, dummy = self.run(PROBE, [name], what='probing oidc-agent')
+            facts = parse_probe(stdout)
+        return facts
 
-    def ensure_agent(self):
-        """Start the agent for scripts unless one answers on the socket; True when it was started."""
-        dummy, stdout, dummy = self.run(ENSURE_AGENT, what='starting oidc-agent')
+    def ensure_agent(self, wait=None):
+        """Start the agent for scripts unless one answers on the socket within `wait` s (default agent_wait); a
+        hung one is ended with its stuck flows and replaced, with the accounts it had. True when it was started."""
+        dummy, stdout, dummy = self.run(ENSURE_AGENT, [wait or self.agent_wait], secret=bool(self.password),
+                                        what='starting oidc-agent')
+        if 'agent=hung' in stdout.splitlines():
+            self.restarts.append(dict(parse_restart(stdout), waited=wait or self.agent_wait))
         return 'agent=started' in stdout
+
+    def restart(self):
+        """After a call found the agent silent for agent_wait s: a last short look, then ensure_agent replaces it."""
+        started = self.ensure_agent(wait=2)
+        if self.restarts and started:
+            self.restarts[-1]['waited'] = self.agent_wait + 2
+        return started
+
+    def agent_run(self, script, args, what, secret=False):
+        """run() of a call that needs the agent: when the agent did not answer (hung by an issuer that never
+        answers, its own or another account's), it is restarted and the call made once more; a second silence
+        restarts it again and raises provider_timeout (rc RC_AGENT_HUNG: then the call's own issuer hangs)."""
+        try:
+            return self.run(script, args, secret=secret, what=what)
+        except OidcAgentError as exc:
+            if exc.rc != RC_AGENT_HUNG or self.check:
+                raise
+        self.restart()
+        try:
+            return self.run(script, args, secret=secret, what=what)
+        except OidcAgentError as exc:
+            if exc.rc == RC_AGENT_HUNG:
+                self.restart()
+            raise
 
     def load(self, name):
         try:
-            self.run(LOAD, [name], secret=True, what='oidc-add %s' % name)
+            self.agent_run(LOAD, [name], secret=True, what='oidc-add %s' % name)
         except OidcAgentError as exc:
             if exc.error == 'wrong_password':
                 exc.msg = ('oidc-add %s: wrong password: the account configuration does not decrypt with it '
@@ -519,14 +685,14 @@ class OidcAgent:
 
     def refresh(self, name):
         """Force a new access token (proves the refresh token works); returns its expiry (epoch)."""
-        dummy, stdout, dummy = self.run(REFRESH, [name], what='oidc-token -f %s' % name)
+        dummy, stdout, dummy = self.agent_run(REFRESH, [name], what='oidc-token -f %s' % name)
         value = stdout.strip().splitlines()[-1] if stdout.strip() else ''
         return int(value) if value.isdigit() else None
 
     def account_info(self, name):
         """(exp of the refresh token if it is a JWT, issuer URL) from `oidc-gen -p`; the token is dropped."""
         try:
-            dummy, stdout, dummy = self.run(PRINT, [name], secret=True, what='oidc-gen -p %s' % name)
+            dummy, stdout, dummy = self.agent_run(PRINT, [name], secret=True, what='oidc-gen -p %s' % name)
         except OidcAgentError as exc:
             if exc.error == 'wrong_password':
                 exc.msg = ('oidc-gen -p %s: wrong password: the account configuration does not decrypt with it'
@@ -534,10 +700,10 @@ class OidcAgent:
             raise
         return refresh_token_exp(stdout)
 
-    def start_flow(self, name, kind, gen_args, client_config=None):
-        """Prepare the flow directory, then run oidc-gen detached in it."""
+    def start_flow(self, name, kind, gen_args, client_config=None, issuer=''):
+        """Prepare the flow directory (with the issuer, for messages), then run oidc-gen detached in it."""
         payload = json.dumps(client_config) if client_config else None
-        self.run(PREPARE_FLOW, [name, kind, '1' if payload else '0'], stdin=payload,
+        self.run(PREPARE_FLOW, [name, kind, '1' if payload else '0', issuer or ''], stdin=payload,
                  what='device flow for %s not started' % name)
         self.spawn(RUN_FLOW, [name] + list(gen_args), secret=True)
 
@@ -565,7 +731,7 @@ class OidcAgent:
 
     def delete(self, name):
         """Revoke and delete; returns stderr (it says when the revocation failed but the file went anyway)."""
-        dummy, dummy, stderr = self.run(DELETE, [name], secret=True, what='oidc-gen -d %s' % name)
+        dummy, dummy, stderr = self.agent_run(DELETE, [name], secret=True, what='oidc-gen -d %s' % name)
         return stderr
 
 

@@ -119,6 +119,9 @@ options:
   timeout:
     description:
       - Seconds after which one call of a tool is terminated (killed 5 seconds later) and the task fails.
+      - An agent that does not answer within a third of it (2 to 20 seconds) is taken as hung (oidc-agent's requests
+        to a provider have no time limit, and while one waits the agent answers no account); it is restarted with
+        the accounts it had loaded and the device flows it was stuck on are ended (RV(agent_restarted)).
     type: int
     default: 60
   wait:
@@ -299,11 +302,31 @@ revoked:
   returned: when O(state=absent) removed an account
   type: bool
   sample: true
+agent_restarted:
+  description: Whether this call found the agent hung (silent for a third of O(timeout), at most 20 s; an issuer that
+    accepts connections and never answers holds it) and restarted it, ending the device flows it was stuck on and
+    reloading the accounts it had (a warning names them).
+  returned: always
+  type: bool
+  sample: false
 error:
-  description: >-
-    Short reason of a failure: V(access_denied), V(expired_token), V(wait_timeout), V(wrong_password),
-    V(invalid_grant), V(no_account), V(provider_unreachable), V(registration_failed), V(flow_failed),
-    V(timeout), V(exec_failed) or V(error).
+  description:
+    - Short reason of a failure.
+    - V(access_denied) the user declined the device flow; V(expired_token) the device code expired before its
+      approval (also when the provider, like INDIGO IAM after its cleanup, answers C(invalid_grant) "Invalid device
+      code"); V(wait_timeout) not approved within O(wait_timeout), the flow stays pending.
+    - V(wrong_password) the account does not decrypt with O(password); V(invalid_grant) the refresh token was refused;
+      V(invalid_client) the client was refused; V(registration_failed) the provider refused the dynamic client
+      registration.
+    - V(provider_unreachable) the issuer could not be reached (closed port, DNS, TLS); V(provider_timeout) the issuer
+      accepts connections and never answers (the message names it and the time waited; the agent was restarted).
+    - V(agent_unreachable) no oidc-agent answers; V(account_not_loaded) the account is not loaded in the agent;
+      V(flow_failed) the device flow ended without a result; V(flow_running) another device flow of the account runs.
+    - V(no_account) no such account (O(state=renewed)); V(account_exists) an account configuration exists already;
+      V(no_password) O(password) is missing or empty; V(no_home) E(HOME) is not set where the tools run.
+    - V(invalid_name) O(name) is not a plain short name; V(invalid_argument) another option is invalid.
+    - V(timeout) a call of a tool ran out of O(timeout); V(exec_failed) C(docker exec) failed; V(not_found) a tool
+      (oidc-agent, sh, timeout, docker) is missing; V(error) any other failure of a tool.
   returned: failure
   type: str
   sample: access_denied
@@ -313,7 +336,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.infn_cloud.backup.plugins.module_utils._oidc_agent import (
-    DEFAULT_ISSUER, DEFAULT_SCOPES, OidcAgent, OidcAgentError, argument_problems, classify, excerpt, expiry,
+    DEFAULT_ISSUER, DEFAULT_SCOPES, RC_AGENT_HUNG, OidcAgent, OidcAgentError, argument_problems, classify, excerpt, expiry,
     gen_args, normalize_issuer, parse_device_prompt, reauth_args, valid_name)
 
 POLL_SECONDS = 1
@@ -321,6 +344,11 @@ CLIENT_FILE = 'client.json'
 OUTCOMES = {
     'access_denied': 'the device flow of %s was denied at the provider (access_denied)',
     'expired_token': 'the device code of %s expired before it was approved (expired_token)',
+    'provider_unreachable': 'the issuer of %s could not be reached (provider_unreachable)',
+}
+# What to do after a failed flow, when it is not just "run again for a new code".
+NEXT = {
+    'provider_unreachable': 'check the issuer URL, the CA (ca_file) and that the provider answers, then run again',
 }
 
 
@@ -334,24 +362,55 @@ class Account:
         p = self.p
         self.agent = OidcAgent(container=p['container'], container_user=p['container_user'], timeout=p['timeout'],
                                password=p['password'], client_secret=p['client_secret'],
-                               docker_binary=module.get_bin_path('docker', required=True) if p['container'] else 'docker')
+                               docker_binary=module.get_bin_path('docker', required=True) if p['container'] else 'docker',
+                               check=self.check)
+        # the issuer of the account, once known (its record or its configuration), for messages
+        self.issuer = None
         self.result = dict(changed=False, name=self.name, pending=False, approved=False, account_exists=False,
-                           account_loaded=False, agent_started=False)
+                           account_loaded=False, agent_started=False, agent_restarted=False)
 
     # ------------------------------------------------------------------ exits
+    def restarts(self):
+        """Warn once about each restart of a hung agent by this call."""
+        for restart in self.agent.restarts:
+            self.result['agent_restarted'] = self.result['agent_started'] = True
+            self.module.warn('oidc-agent did not answer within %d s (an issuer that accepts connections and never '
+                             'answers holds it: its requests have no time limit): it was restarted%s%s%s' % (
+                                 restart['waited'],
+                                 '; device flows ended: %s' % ', '.join(restart['stopped']) if restart['stopped'] else '',
+                                 '; accounts reloaded: %s' % ', '.join(restart['reloaded']) if restart['reloaded'] else '',
+                                 '; not reloaded (another password; their jobs reload them): %s' % ', '.join(
+                                     restart['not_reloaded']) if restart['not_reloaded'] else ''))
+        self.agent.restarts = []
+
     def done(self, **extra):
+        self.restarts()
         self.result.update(extra)
         self.module.exit_json(**self.result)
 
     def fail(self, error, msg, **extra):
+        self.restarts()
         self.result.update(extra)
         self.module.fail_json(msg=msg, error=error, **self.result)
+
+    def hung_issuer(self, what):
+        """The failure of a call that found the agent silent twice (restarted both times): its own issuer hangs."""
+        issuer = self.issuer or self.p['issuer']
+        if self.check:
+            self.fail('provider_timeout', '%s: oidc-agent did not answer within %d s: the issuer %s (or another '
+                                          'account\'s) holds it; check mode does not restart it' % (
+                                              what, self.agent.agent_wait, issuer))
+        waited = 2 * (self.agent.agent_wait + 2)
+        self.fail('provider_timeout', '%s: the issuer %s did not answer within %d s (oidc-agent waited on it twice, '
+                                      'its requests have no time limit); oidc-agent was restarted so that the other '
+                                      'accounts keep working: check the issuer and run again' % (what, issuer, waited))
 
     # ------------------------------------------------------------------ facts
     def probe(self):
         facts = self.agent.probe(self.name)
         self.result['agent_socket'] = facts.get('socket')
         self.result['account_exists'] = facts['account']
+        self.issuer = self.issuer or facts['record'].get('issuer')
         return facts
 
     def prompt(self, facts):
@@ -367,6 +426,7 @@ class Account:
         exp = issuer = None
         if self.p['password']:
             exp, issuer = self.agent.account_info(self.name)
+            self.issuer = issuer or self.issuer
         if issuer and self.p['state'] == 'present' and normalize_issuer(issuer) != normalize_issuer(self.p['issuer']):
             self.module.warn('account %s uses the issuer %s, not %s; it is left as it is (remove it with '
                              'state=absent to enroll it with another issuer)' % (self.name, issuer, self.p['issuer']))
@@ -397,7 +457,8 @@ class Account:
                             redirect_uri=p['redirect_uri'], client_file=CLIENT_FILE if client else None)
         else:
             args = reauth_args(self.name)
-        self.agent.start_flow(self.name, kind, args, client_config=client)
+        issuer = p['issuer'] if kind == 'present' else (self.issuer or p['issuer'])
+        self.agent.start_flow(self.name, kind, args, client_config=client, issuer=issuer)
         self.result['changed'] = True
         facts = self.agent.wait_prompt(self.name)
         if facts.get('flow') == 'finished':
@@ -437,11 +498,20 @@ class Account:
         if self.check:
             if rc == 0:
                 self.done(changed=True, approved=True, pending=False)
-            self.fail(classify(err), 'the device flow of %s failed: %s' % (self.name, excerpt(err, self.agent.secrets)))
+            self.fail(classify(err, device_flow=True), 'the device flow of %s failed: %s' % (
+                self.name, excerpt(err, self.agent.secrets)))
         self.agent.end_flow(self.name)
         self.result['pending'] = False
+        if facts.get('flow_stopped') and rc != 0:
+            # ended with a hung agent (by this call or another): the flow's issuer never answered
+            self.fail('provider_timeout', 'the issuer %s did not answer the device flow of %s within %d s (oidc-agent '
+                                          'has no time limit on its requests and answered no account meanwhile): the '
+                                          'flow was ended and oidc-agent restarted so that the other accounts keep '
+                                          'working; no account configuration was written; check the issuer and run '
+                                          'again' % (facts.get('flow_issuer') or self.p['issuer'], self.name,
+                                                     facts['flow_stopped'] - facts.get('flow_started', 0)))
         if rc != 0:
-            error = classify(err)
+            error = classify(err, device_flow=True)
             what = OUTCOMES[error] % self.name if error in OUTCOMES else 'the device flow of %s failed' % self.name
             if kind != 'present':
                 after = 'the existing account is unchanged'
@@ -449,13 +519,16 @@ class Account:
                 after = 'an account configuration exists anyway'
             else:
                 after = 'no account configuration was written'
-            self.fail(error if error != 'error' else 'flow_failed', '%s: %s; %s; run again for a new code' % (
-                what, excerpt(err, self.agent.secrets) or 'rc %s' % rc, after))
+            self.fail(error if error != 'error' else 'flow_failed', '%s: %s; %s; %s' % (
+                what, excerpt(err, self.agent.secrets) or 'rc %s' % rc, after,
+                NEXT.get(error, 'run again for a new code')))
         facts = self.probe()
         if not facts['account']:
             self.fail('flow_failed', 'oidc-gen for %s exited 0 but wrote no account configuration: %s' % (
                 self.name, excerpt(err, self.agent.secrets) or 'no output'))
         record = dict(approved_at=facts.get('flow_finished') or facts['now'], kind=kind)
+        if facts.get('flow_issuer'):
+            record['issuer'] = facts['flow_issuer']
         self.agent.write_record(self.name, record)
         facts['record'] = record
         self.result.update(changed=True, approved=True)
@@ -499,10 +572,12 @@ class Account:
         it from there (this module is the one place that works it out; the job needs no JWT decoding of its own)."""
         epoch = (info.get('refresh_token_expires_at') or {}).get('epoch')
         record = facts.get('record') or {}
-        if self.check or not epoch or (record.get('expires_at'), record.get('expiry_source')) == (
-                epoch, info['refresh_token_expiry_source']):
+        if self.check or not epoch or (record.get('expires_at'), record.get('expiry_source'), record.get('issuer')) == (
+                epoch, info['refresh_token_expiry_source'], self.issuer or record.get('issuer')):
             return
         record = dict(record, expires_at=epoch, expiry_source=info['refresh_token_expiry_source'])
+        if self.issuer:
+            record['issuer'] = self.issuer
         record.setdefault('approved_at', facts.get('account_mtime') or facts.get('now'))
         self.agent.write_record(self.name, record)
         facts['record'] = record
@@ -609,6 +684,8 @@ def main():
     try:
         getattr(account, p['state'])()
     except OidcAgentError as exc:
+        if exc.rc == RC_AGENT_HUNG:
+            account.hung_issuer(exc.msg.split(':')[0])
         account.fail(exc.error, exc.msg)
 
 
