@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local lab: a Docker engine, simulated VMs (containers running their own dockerd), an S3 server.
 #   lab/lab.sh up [N]     build what is missing (cached), start N VMs (default 3, at most 10) and the S3 server,
-#                         write inventories/lab/hosts.yml
+#                         write inventories/lab/hosts.yml (Docker connection) and inventories/lab-ssh/hosts.yml (the
+#                         same VMs over SSH as ubuntu with sudo, the lab key and known_hosts in .lab/ssh)
 #   lab/lab.sh images     only build the images
 #   lab/lab.sh prepare-vm NAME  load the lab images into a VM made elsewhere (molecule) and seed its data
 #   lab/lab.sh extra-vm NAME [persistent]  one more VM (dynamic address) outside the inventory, for tests
@@ -15,6 +16,7 @@ LAB_S3_PORT_LOCAL="${LAB_S3_PORT_LOCAL:-59000}"
 LAB_HC_IP="${LAB_HC_IP:-172.31.240.11}"
 LAB_HC_PORT_LOCAL="${LAB_HC_PORT_LOCAL:-58000}"
 LAB_INVENTORY="${REPO_ROOT}/inventories/lab/hosts.yml"
+LAB_SSH_INVENTORY="${REPO_ROOT}/inventories/lab-ssh/hosts.yml"
 VM_RUN_FLAGS=(
   --cap-add=ALL --cap-drop=SYS_RESOURCE
   --security-opt seccomp=unconfined --security-opt apparmor=unconfined
@@ -95,6 +97,51 @@ prepare_vm() {
     docker save "${LAB_BASE_IMAGE}" infn-lab/ofelia-standin:0.3.21 | docker exec -i "${name}" docker load -q >/dev/null
   fi
   seed_data "${name}"
+  ssh_access "${name}"
+}
+
+# ssh_access NAME: what cloud-init does for a real VM, and what its owner then checks on the console: the lab key
+# authorized for the user ubuntu, and the VM's own host keys (made at its first boot) pinned in the lab's known_hosts
+# under its address, read through docker exec (never trusted on first use). A VM started from an image without SSH
+# (older than lab/images/vm's sshd) is left alone.
+ssh_access() {
+  local name="$1" ip keys=""
+  if ! docker exec "${name}" id -u ubuntu >/dev/null 2>&1; then
+    log "${name} has no user ubuntu (started from an older image): not reachable over SSH"
+    return 0
+  fi
+  ensure_ssh_key
+  docker exec -i "${name}" sh -c 'install -d -m 0700 -o ubuntu -g ubuntu /home/ubuntu/.ssh \
+    && cat >/home/ubuntu/.ssh/authorized_keys && chown ubuntu:ubuntu /home/ubuntu/.ssh/authorized_keys \
+    && chmod 0600 /home/ubuntu/.ssh/authorized_keys' <"${LAB_SSH}/id_ed25519.pub"
+  for _ in $(seq 1 60); do
+    keys="$(docker exec "${name}" sh -c 'cat /etc/ssh/ssh_host_*_key.pub' 2>/dev/null)" && [ -n "${keys}" ] && break
+    sleep 0.5
+  done
+  [ -n "${keys}" ] || die "${name} has no SSH host keys"
+  ip="$(docker inspect -f "{{(index .NetworkSettings.Networks \"${LAB_NET}\").IPAddress}}" "${name}")"
+  # one writer at a time (VMs start in parallel); an address given again (a removed VM's) gets the new keys only
+  (
+    flock 9
+    ssh-keygen -R "${ip}" -f "${LAB_SSH}/known_hosts" >/dev/null 2>&1 || true
+    printf '%s\n' "${keys}" | awk -v ip="${ip}" 'NF >= 2 {print ip, $1, $2}' >>"${LAB_SSH}/known_hosts"
+    rm -f "${LAB_SSH}/known_hosts.old"
+    chmod 0644 "${LAB_SSH}/known_hosts"
+  ) 9>"${LAB_SSH}/.lock"
+}
+
+# ensure_ssh_key: the lab's SSH key pair (.lab/ssh/id_ed25519, root's, 0600) and its known_hosts (0644: an
+# unprivileged controller user reads it; it copies the key into its own directory).
+ensure_ssh_key() {
+  command -v ssh-keygen >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openssh-client >/dev/null; }
+  mkdir -p "${LAB_SSH}"
+  chmod 0755 "${LAB_STATE}" "${LAB_SSH}"
+  (
+    flock 9
+    [ -s "${LAB_SSH}/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C infn-lab -f "${LAB_SSH}/id_ed25519"
+    touch "${LAB_SSH}/known_hosts"
+    chmod 0644 "${LAB_SSH}/known_hosts"
+  ) 9>"${LAB_SSH}/.lock"
 }
 
 # seed_data VM: the sample data the lab inventory backs up (a few sizes, one excluded pattern).
@@ -149,6 +196,32 @@ write_inventory() {
     done
   } >"${LAB_INVENTORY}.tmp"
   mv "${LAB_INVENTORY}.tmp" "${LAB_INVENTORY}"
+  write_ssh_inventory "${n}"
+}
+
+# The same VMs as a real fleet is reached: their addresses. How they are reached (SSH as ubuntu, become, the lab key,
+# host keys pinned) is in inventories/lab-ssh/group_vars/cloud_backup.yml; the rest is the lab's (links).
+write_ssh_inventory() {
+  local n="$1" i hosts=()
+  for i in $(seq 1 "${n}"); do
+    if docker exec "infn-lab-vm${i}" id -u ubuntu >/dev/null 2>&1; then
+      hosts+=("        vm${i}: {ansible_host: 172.31.240.$((100 + i))}")
+    else
+      hosts+=("        # vm${i}: started from an image without SSH (lab/lab.sh down, then up)")
+    fi
+  done
+  mkdir -p "$(dirname "${LAB_SSH_INVENTORY}")"
+  {
+    echo "---"
+    echo "# Written by lab/lab.sh up: the lab's VMs over SSH, as a real fleet (see README, real fleets):"
+    echo "#   ansible-playbook -i inventories/lab-ssh infn_cloud.backup.site"
+    echo "all:"
+    echo "  children:"
+    echo "    cloud_backup:"
+    echo "      hosts:"
+    printf '%s\n' "${hosts[@]}"
+  } >"${LAB_SSH_INVENTORY}.tmp"
+  mv "${LAB_SSH_INVENTORY}.tmp" "${LAB_SSH_INVENTORY}"
 }
 
 lab_up() {
@@ -156,6 +229,7 @@ lab_up() {
   [[ "${n}" =~ ^[0-9]+$ ]] && [ "${n}" -ge 1 ] && [ "${n}" -le 10 ] || die "the number of VMs must be 1-10, not '${n}'"
   build_images
   ensure_network
+  ensure_ssh_key  # once, before the VMs start in parallel (it may install the SSH client)
   start_s3
   start_healthchecks
   # VMs beyond N from an earlier, larger lab are removed.
@@ -164,7 +238,7 @@ lab_up() {
   for i in $(seq 1 "${n}"); do start_vm "${i}" & pids+=($!); done
   for pid in "${pids[@]}"; do wait "${pid}" || die "a VM failed to start"; done
   write_inventory "${n}"
-  log "lab up: ${n} VM(s), S3 at http://${LAB_S3_IP}:5000 (host: http://127.0.0.1:${LAB_S3_PORT_LOCAL}), Healthchecks at http://127.0.0.1:${LAB_HC_PORT_LOCAL}; inventory ${LAB_INVENTORY}"
+  log "lab up: ${n} VM(s), S3 at http://${LAB_S3_IP}:5000 (host: http://127.0.0.1:${LAB_S3_PORT_LOCAL}), Healthchecks at http://127.0.0.1:${LAB_HC_PORT_LOCAL}; inventories ${LAB_INVENTORY} and ${LAB_SSH_INVENTORY} (SSH)"
 }
 
 lab_down() {
@@ -175,7 +249,7 @@ lab_down() {
   docker network rm "${LAB_NET}" >/dev/null 2>&1 || true
   ids="$(docker volume ls -q | grep -E '^infn-lab-.*-disk$' || true)"
   [ -z "${ids}" ] || docker volume rm ${ids} >/dev/null
-  rm -f "${LAB_INVENTORY}"
+  rm -f "${LAB_INVENTORY}" "${LAB_SSH_INVENTORY}" "${LAB_SSH}/known_hosts"
   log "lab down"
 }
 

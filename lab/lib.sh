@@ -13,6 +13,8 @@ LAB_SUBNET="${LAB_SUBNET:-172.31.240.0/24}"
 # Addresses below .128 are given out by the lab scripts, the rest dynamically (molecule's VMs).
 LAB_IP_RANGE="${LAB_IP_RANGE:-172.31.240.128/25}"
 LAB_STATE="${LAB_STATE:-${REPO_ROOT}/.lab}"
+# The lab's SSH key pair and the known_hosts pinning the VMs' host keys.
+LAB_SSH="${LAB_STATE}/ssh"
 LAB_BASE_IMAGE="infn-lab/trixie:base"
 
 log() { printf '[lab %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }

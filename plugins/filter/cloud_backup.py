@@ -58,6 +58,11 @@ def cloud_backup_dotenv(model, checks=None):
         raise AnsibleFilterError(str(exc))
 
 
+def cloud_backup_secret_files(model, checks=None):
+    """The files of the stack's secrets directory, [{name, value, restart}] (see _model.secret_files)."""
+    return _model.secret_files(model, checks)
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -65,4 +70,5 @@ class FilterModule:
             "cloud_backup_problems": cloud_backup_problems,
             "cloud_backup_model": cloud_backup_model,
             "cloud_backup_dotenv": cloud_backup_dotenv,
+            "cloud_backup_secret_files": cloud_backup_secret_files,
         }

@@ -103,7 +103,8 @@ def cloud_backup_status_row(host, facts, now, max_age_hours=26, token_warn_days=
     stored_bytes, checks (list of {name, status, last_ping}: the host's checks in Healthchecks), checks_error,
     monitored (bool), expected (the host model's checks, [{name, state}]: one per job of the inventory, state paused
     when the inventory keeps it paused), drill_check (its name), prefix, days_left (float or None), oidc (bool),
-    oidc_error, drill (dict from drill.json or None). Without expected, every check of the host counts as a job's.
+    oidc_error, drill (dict from drill.json or None), auth (the model's auth mode), client (bool: a service account's
+    client-credentials client), client_error (why it obtains no token; empty when it does). Without expected, every check of the host counts as a job's.
     Verdict, worst first: failing (stack down, repository unreadable, last restore drill failed),
     late (no snapshot younger than max_age_hours, or a job's Healthchecks check down),
     unmonitored (the check of a job of the inventory is paused, missing or deleted: nobody would be told if the job
@@ -174,6 +175,8 @@ def cloud_backup_status_row(host, facts, now, max_age_hours=26, token_warn_days=
             reasons["token expiring"].append("refresh token unreadable: %s" % (facts.get("oidc_error") or "no account"))
         elif float(days_left) < float(token_warn_days):
             reasons["token expiring"].append("refresh token expires in %.1f days" % float(days_left))
+    if facts.get("client") and facts.get("client_error"):
+        reasons["failing"].append("the client cannot obtain a token: %s" % facts["client_error"])
     drill = facts.get("drill") or {}
     if drill.get("last_result") == "failed":
         reasons["failing"].append("last restore drill failed (%s)" % drill.get("last_run"))
@@ -196,14 +199,25 @@ def cloud_backup_status_row(host, facts, now, max_age_hours=26, token_warn_days=
         "retired_checks": retired,
         "checks_text": _checks_text(jobs, retired),
         "token_days_left": round(float(days_left), 1) if facts.get("oidc") and days_left is not None else None,
-        "token": ("%.1f d" % float(days_left)) if facts.get("oidc") and days_left is not None else ("?" if facts.get("oidc") else "n/a"),
+        "token": _token_cell(facts, days_left),
+        "auth": facts.get("auth") or "n/a",
         "drill_last_passed": drill.get("last_passed"),
         "verdict": verdict,
         "reasons": [r for name in reversed(VERDICTS) for r in reasons[name]],
     }
 
 
-COLUMNS = [("HOST", "host"), ("DESTINATION", "destination"), ("LAST SNAPSHOT", "last_snapshot"), ("AGE", "age"),
+def _token_cell(facts, days_left):
+    """The TOKEN cell: days left on an oidc-agent refresh token, `client` for a service account whose client obtains
+    a token (`client failing` when it does not), n/a without either."""
+    if facts.get("client"):
+        return "client failing" if facts.get("client_error") else "client"
+    if facts.get("oidc"):
+        return ("%.1f d" % float(days_left)) if days_left is not None else "?"
+    return "n/a"
+
+
+COLUMNS = [("HOST", "host"), ("DESTINATION", "destination"), ("AUTH", "auth"), ("LAST SNAPSHOT", "last_snapshot"), ("AGE", "age"),
            ("SIZE data/stored", "size"), ("SNAPS", "snapshots"), ("HEALTHCHECKS", "checks_text"),
            ("TOKEN", "token"), ("DRILL PASSED", "drill_last_passed"), ("VERDICT", "verdict")]
 

@@ -36,11 +36,25 @@ PATHS = {
     "primary_local": "/destination",
     "secondary_local_root": "/destinations",
     "data_volume": "cloud-backup-data",
+    # the secrets, one file each, in a directory of the project (0700, owned by the container's user) mounted here
+    "secrets_dir": "/run/secrets",
+    "secrets_host_dir": "secrets",
 }
+USER_ID = 1000                           # the image's user (Dockerfile: ARG UID): owner of the secret files
 # Job kinds and the seed image's ping variable of each (kept: a seed-style .env still works).
 PRIMARY_REMOTE = "dest"
 DRILL_JOB = "restore-drill"
 CHECK_TAG = "cloud-backup"
+
+
+# Secrets never go to .env (docker inspect and docker compose config show it): each is a file of the secrets
+# directory. A secret whose tool has its own file option is read through it (SECRET_FILE_VARS: the variable
+# that names the file); every other one is listed in CLOUD_BACKUP_SECRET_ENV (NAME=FILE pairs), which the image's
+# entrypoint reads into its own process's environment when it starts, unless NAME is already set.
+SECRET_FILE_VARS = {"RESTIC_PASSWORD": "RESTIC_PASSWORD_FILE", "OIDC_PASSWORD": "OIDC_PASSWORD_FILE"}
+SECRET_VARS = ("RESTIC_PASSWORD", "OIDC_PASSWORD", "RESTIC_REST_PASSWORD")
+# rclone options that hold a credential (s3 keys, passwords, tokens, keys, service accounts, SAS URLs)
+SECRET_OPTION = re.compile(r"(PASS|SECRET|TOKEN|KEY|CREDENTIAL|SAS_URL|PRIVATE)")
 
 
 def env_name(text):
@@ -82,6 +96,8 @@ def destination_env(dest, remote, host):
                         "AWS_WEB_IDENTITY_TOKEN_FILE": dest.get("token_file") or PATHS["token_file"],
                         "INFN_TOKEN_SOURCE": "file" if dest.get("token_file") else "oidc",
                         "OIDC_AUDIENCE": dest.get("audience") or None})
+            if is_client_credentials(dest):
+                env.update(client_credentials_env(dest, remote))
         env[prefix + "REGION"] = dest.get("region") or ("us-east-1" if kind == "infn" else None)
         path = "%s/%s" % (dest["bucket"], dest.get("path") or host)
     elif kind == "local":
@@ -98,6 +114,83 @@ def destination_env(dest, remote, host):
         env = {prefix + env_name(k): v for k, v in (dest.get("options") or {}).items()}
         path = dest.get("path") or ""
     return env, path
+
+
+# ------------------------------------------------------------------ infn through a client-credentials client
+# The client secret is one of the stack's secret files (see SECRET_FILE_VARS): the image reads it from the file
+# that OIDC_CC_SECRET_FILE names, at each token request.
+CLIENT_SECRET_VAR = "OIDC_CC_CLIENT_SECRET"
+SECRET_FILE_VARS[CLIENT_SECRET_VAR] = "OIDC_CC_SECRET_FILE"
+CLIENT_PATHS = {
+    "ca_file": "/etc/cloud-backup/client-ca.pem",             # the destination's ca_file (a host path), read-only
+    "token_record": HOME + "/.local/state/cloud-backup/client-token.json",
+}
+CLIENT_TOKEN_JOB = "token"
+
+
+def is_client_credentials(dest):
+    """Whether DEST is an infn destination whose web-identity token comes from a client-credentials client."""
+    return isinstance(dest, dict) and dest.get("type") == "infn" and dest.get("auth") == "client_credentials"
+
+
+def client_credentials_env(dest, remote):
+    """The container's settings of a client-credentials infn destination, the rclone remote REMOTE (its secret becomes
+    a file: see SECRET_FILE_VARS)."""
+    return {"INFN_TOKEN_SOURCE": "client", "OIDC_CC_REMOTE": remote,
+            "OIDC_CC_CLIENT_ID": dest["client_id"],
+            "OIDC_CC_ISSUER": dest.get("issuer") or None,
+            "OIDC_CC_TOKEN_ENDPOINT": dest.get("token_endpoint") or None,
+            "OIDC_CC_SCOPE": dest.get("scope") or None,
+            CLIENT_SECRET_VAR: str(dest["client_secret"]),
+            "OIDC_CC_CA_FILE": CLIENT_PATHS["ca_file"] if dest.get("ca_file") else None,
+            "OIDC_CC_TOKEN_RECORD": CLIENT_PATHS["token_record"]}
+
+
+def client_credentials(v, project_dir):
+    """The host's client-credentials client (the one infn destination using it, primary or secondary): what the
+    role checks before any change (the issuer's discovery document, unless token_endpoint is given); its secret is
+    one of the model's secrets. {enabled: False} when there is none."""
+    dests = [("cloud_backup_destination", v["cloud_backup_destination"])]
+    dests += [("cloud_backup_secondary_destinations[%d]" % i, d)
+              for i, d in enumerate(v["cloud_backup_secondary_destinations"] or [])]
+    for where, dest in dests:
+        if is_client_credentials(dest):
+            issuer = dest.get("issuer") or v["cloud_backup_oidc_issuer"]
+            return {"enabled": True, "where": where, "client_id": dest["client_id"], "issuer": issuer,
+                    "discovery_url": issuer.rstrip("/") + "/.well-known/openid-configuration",
+                    "token_endpoint": dest.get("token_endpoint") or "", "scope": dest.get("scope") or "",
+                    "ca_file": dest.get("ca_file") or "",
+                    "secret_file": "%s/%s" % (PATHS["secrets_dir"], CLIENT_SECRET_VAR), "job": CLIENT_TOKEN_JOB}
+    return {"enabled": False}
+
+
+def auth_mode(dest, v):
+    """How a host's primary destination authenticates, for status: client_credentials, oidc_agent, token_file, keys,
+    or none."""
+    kind = dest.get("type") if isinstance(dest, dict) else None
+    if kind == "infn":
+        if is_client_credentials(dest):
+            return "client_credentials"
+        return "token_file" if dest.get("token_file") else "oidc_agent"
+    return {"s3": "keys", "sftp": "key", "rest": "password" if dest.get("username") else "none",
+            "rclone": "rclone", "local": "none"}.get(kind, "none")
+
+
+def destination_secrets(env, remote):
+    """The entries of a destination's rclone remote REMOTE that hold a credential (paths, *_FILE, are not)."""
+    prefix = "RCLONE_CONFIG_%s_" % env_name(remote)
+    return set(k for k in env if k.startswith(prefix) and not k.endswith("_FILE") and SECRET_OPTION.search(k[len(prefix):]))
+
+
+def _secret(key, value):
+    """How the container reads the secret KEY: its file (in the secrets directory), the variable that names the
+    file for the tool (None: CLOUD_BACKUP_SECRET_ENV) and the file's content."""
+    via = SECRET_FILE_VARS.get(key)
+    text = str(value)
+    if key.endswith("_KEY_PEM"):
+        # rclone's sftp key_file: the PEM itself, with its line breaks
+        via, text = key[:-len("_PEM")] + "_FILE", text.replace("\\n", "\n") + "\n"
+    return {"var": key, "name": key, "file": "%s/%s" % (PATHS["secrets_dir"], key), "via": via, "value": text}
 
 
 def destination_label(dest, host):
@@ -136,6 +229,29 @@ def repository_env(dest, password, host):
         env["RESTIC_REPOSITORY"] = "rclone:%s:%s" % (PRIMARY_REMOTE, path)
     env["RESTIC_PASSWORD"] = str(password)
     return env
+
+
+def one_off(dest, password, host):
+    """How a one-off restic container opens the primary repository of HOST, its secrets as files of a private
+    directory mounted at PATHS["secrets_dir"] and read through the tools' own file options, so that none is in the
+    container's environment (docker inspect): {env, files [{name, value}]}. The rclone remote is an rclone config
+    file (RCLONE_CONFIG), the password RESTIC_PASSWORD_FILE, a REST URL with credentials RESTIC_REPOSITORY_FILE."""
+    full = repository_env(dest, password, host)
+    folder = PATHS["secrets_dir"]
+    env = {"RESTIC_PASSWORD_FILE": folder + "/restic-password"}
+    files = [{"name": "restic-password", "value": full.pop("RESTIC_PASSWORD")}]
+    remote = dict((k[len("RCLONE_CONFIG_%s_" % env_name(PRIMARY_REMOTE)):].lower(), v) for k, v in full.items()
+                  if k.startswith("RCLONE_CONFIG_%s_" % env_name(PRIMARY_REMOTE)))
+    if remote and dest.get("type") != "local":
+        lines = ["[%s]" % PRIMARY_REMOTE] + ["%s = %s" % (k, remote[k]) for k in sorted(remote)]
+        files.append({"name": "rclone.conf", "value": "\n".join(lines) + "\n"})
+        env["RCLONE_CONFIG"] = folder + "/rclone.conf"
+    if dest.get("type") == "rest" and dest.get("username"):
+        files.append({"name": "restic-repository", "value": full["RESTIC_REPOSITORY"]})
+        env["RESTIC_REPOSITORY_FILE"] = folder + "/restic-repository"
+    else:
+        env["RESTIC_REPOSITORY"] = full["RESTIC_REPOSITORY"]
+    return {"env": env, "files": files}
 
 
 # ------------------------------------------------------------------ jobs
@@ -182,6 +298,10 @@ def jobs(v):
         result.append({"name": "copy-%s" % sec["name"], "kind": "copy", "destination": sec["name"],
                        "schedule": sec.get("schedule") or v["cloud_backup_copy_schedule"],
                        "argv": ["copy", sec["name"]] + _retention_args(sec.get("retention") or retention) + prune})
+    if client_credentials(v, "")["enabled"]:
+        # the client can still obtain a token (its own check, <prefix>-token)
+        result.append({"name": CLIENT_TOKEN_JOB, "kind": "client-token", "argv": ["check-client-token"],
+                       "schedule": v["cloud_backup_client_token_check_schedule"]})
     if v["cloud_backup_oidc_account"]:
         result.append({"name": "check-refresh-token", "kind": "token", "argv": ["check-refresh-token"],
                        "schedule": v["cloud_backup_refresh_token_check_schedule"]})
@@ -224,13 +344,20 @@ def host_model(v, host, groups, host_timezone, now, context_digest=""):
       jobs [{name, kind, schedule, cron (cron scheduler), argv, command, user, environment, exec_argv,
              ping_var, check}],
       log_cleanup {schedule, cron, command},
-      env (the .env entries without ping URLs; None values are left out), volumes, local_dirs,
+      env (the .env entries, none of them secret; None values are left out),
+      secrets [{var, name, file, via, value}: each secret of the container, a file of the secrets directory, read
+      through the tool's own file variable `via` (RESTIC_PASSWORD_FILE, OIDC_PASSWORD_FILE, rclone's KEY_FILE) or,
+      via None, loaded by the entrypoint from CLOUD_BACKUP_SECRET_ENV], user_id (owner of the secret files),
+      volumes, local_dirs,
       known_hosts {remote: lines}, excludes {source: [patterns]},
       monitored, checks [the Healthchecks checks of the jobs, each with its state: active, or paused when the
       inventory keeps it paused], check_tags, orphan_tags, drill_check,
       secondaries [{name, type, remote, repository_var}], destination {type, label, one_off},
-      one_off_env (the environment of a one-off restic container opening the repository, one-off types only),
-      oidc {enabled, account, issuer, password_set}, restic_host.
+      one_off_env (the environment of a one-off restic container opening the repository, one-off types only; its
+      secret values mask its output), one_off {env, files}: the same with the secrets as files (see one_off),
+      oidc {enabled, account, issuer, password_set}, restic_host,
+      client_credentials {enabled, where, client_id, issuer, discovery_url, token_endpoint, scope, ca_file, secret_file,
+      job} (an infn destination with auth client_credentials; its secret is in secrets).
     """
     v = dict(v, __image_context_digest=context_digest)
     prefix = v["cloud_backup_healthchecks_prefix"]
@@ -241,10 +368,12 @@ def host_model(v, host, groups, host_timezone, now, context_digest=""):
     dest = v["cloud_backup_destination"]
     secondaries = v["cloud_backup_secondary_destinations"] or []
     oidc = bool(v["cloud_backup_oidc_account"])
+    client = client_credentials(v, v["cloud_backup_project_dir"])
 
     job_list = []
     for job in jobs(v):
         ping_var = "HC_PING_%s" % env_name(job["name"])
+        job["ping_file"] = "%s/%s" % (PATHS["secrets_dir"], ping_var)
         environment = {"CLOUD_BACKUP_JOB": job["name"], "CLOUD_BACKUP_PING_VAR": ping_var}
         exec_argv = ["docker", "exec", "-u", user]
         for key, value in environment.items():
@@ -296,10 +425,14 @@ def host_model(v, host, groups, host_timezone, now, context_digest=""):
                     "OIDC_SOCK": PATHS["oidc_sock"], "OIDC_CONFIG_DIR": PATHS["oidc_config_dir"],
                     "OIDC_STATE_DIR": PATHS["oidc_state_dir"],
                     "OIDC_TOKEN_MIN_DAYS": v["cloud_backup_refresh_token_min_days"]})
+    secret_keys = set(SECRET_VARS)
     primary_env, primary_path = destination_env(dest, PRIMARY_REMOTE, host)
     env.update(primary_env)
+    secret_keys |= destination_secrets(primary_env, PRIMARY_REMOTE)
     if dest["type"] == "rest":
         env["RESTIC_REPOSITORY"] = _rest_url(dest)
+        if dest.get("username"):
+            secret_keys.add("RESTIC_REPOSITORY")
     else:
         # the rclone remote that start-server serves, and the repository's path inside it
         env["CLOUD_BACKUP_REMOTE"] = PRIMARY_REMOTE
@@ -310,14 +443,30 @@ def host_model(v, host, groups, host_timezone, now, context_digest=""):
         var = "CLOUD_BACKUP_REPOSITORY_%s" % env_name(sec["name"])
         sec_env[var] = _rest_url(sec) if sec["type"] == "rest" else "rclone:%s:%s" % (sec["name"], sec_path)
         env.update(sec_env)
+        secret_keys |= destination_secrets(sec_env, sec["name"])
+        if sec["type"] == "rest" and sec.get("username"):
+            secret_keys.add(var)
         sec_list.append({"name": sec["name"], "type": sec["type"], "remote": sec["name"], "repository_var": var})
+    if client["enabled"]:
+        env["OIDC_CC_ISSUER"] = client["issuer"]
+        secret_keys.add(CLIENT_SECRET_VAR)
     if sec_list:
         # name=VARIABLE pairs: the image finds a secondary's repository here, never by deriving its name
         env["CLOUD_BACKUP_DESTINATIONS"] = " ".join("%s=%s" % (s["name"], s["repository_var"]) for s in sec_list)
+    secrets = [_secret(k, env.pop(k)) for k in sorted(secret_keys) if env.get(k) not in (None, "")]
+    for secret in secrets:
+        env.pop(secret["var"], None)
+        if secret["via"]:
+            env[secret["via"]] = secret["file"]
+    # the rest (and each job's ping URL): read by the entrypoint into its own environment, at exec time
+    env["CLOUD_BACKUP_SECRET_ENV"] = " ".join(
+        ["%s=%s" % (s["var"], s["file"]) for s in secrets if not s["via"]]
+        + ["%s=%s" % (j["ping_var"], j["ping_file"]) for j in job_list]) or None
 
     sources = v["cloud_backup_sources"] or []
     volumes = ["%s:%s" % (PATHS["data_volume"], PATHS["home"]),
-               "./excludes:%s:ro" % PATHS["excludes_dir"], "./destinations:%s:ro" % PATHS["destinations_dir"]]
+               "./excludes:%s:ro" % PATHS["excludes_dir"], "./destinations:%s:ro" % PATHS["destinations_dir"],
+               "./%s:%s:ro" % (PATHS["secrets_host_dir"], PATHS["secrets_dir"])]
     volumes += ["%s:%s/%s:ro" % (s["path"], PATHS["backup_root"], s["name"]) for s in sources]
     local_dirs = []
     if dest["type"] == "local":
@@ -327,6 +476,9 @@ def host_model(v, host, groups, host_timezone, now, context_digest=""):
         if sec["type"] == "local":
             volumes.append("%s:%s/%s" % (sec["path"], PATHS["secondary_local_root"], sec["name"]))
             local_dirs.append({"name": sec["name"], "path": sec["path"]})
+    if client["enabled"]:
+        if client["ca_file"]:
+            volumes.append("%s:%s:ro" % (client["ca_file"], CLIENT_PATHS["ca_file"]))
     known_hosts = {}
     for remote, d in [(PRIMARY_REMOTE, dest)] + [(s["name"], s) for s in secondaries]:
         if d.get("type") == "sftp" and d.get("known_hosts"):
@@ -348,6 +500,9 @@ def host_model(v, host, groups, host_timezone, now, context_digest=""):
         "jobs": job_list,
         "log_cleanup": log_cleanup,
         "env": {k: str(val) for k, val in env.items() if val is not None},
+        # the secret entries, each a file of the secrets directory (values: no_log)
+        "secrets": secrets,
+        "user_id": USER_ID,
         "volumes": volumes,
         "local_dirs": local_dirs,
         "known_hosts": known_hosts,
@@ -362,21 +517,35 @@ def host_model(v, host, groups, host_timezone, now, context_digest=""):
         "secondaries": sec_list,
         "destination": {"type": dest["type"], "label": destination_label(dest, host),
                         "one_off": dest["type"] in ONE_OFF_TYPES},
+        # how the primary authenticates (status): client_credentials, oidc_agent, token_file, keys, ...
+        "auth": auth_mode(dest, v),
+        # the client-credentials client of an infn destination (its secret is in secrets)
+        "client_credentials": client,
         # how a one-off restic container opens this host's repository without its stack (secrets: no_log)
         "one_off_env": repository_env(dest, v["cloud_backup_restic_password"], host) if dest["type"] in ONE_OFF_TYPES else {},
+        # the same as files (what a one-off container is given: its environment holds no secret)
+        "one_off": one_off(dest, v["cloud_backup_restic_password"], host) if dest["type"] in ONE_OFF_TYPES else {},
         "oidc": {"enabled": oidc, "account": v["cloud_backup_oidc_account"], "issuer": v["cloud_backup_oidc_issuer"]},
         "restic_host": v["cloud_backup_restic_host"],
     }
 
 
-def dotenv(model, checks=None):
-    """The stack's .env text: the model's entries plus, for each job whose check exists, its ping URL under the
-    job's ping variable (checks: {check name: {ping_url}} as healthchecks_checks returns them)."""
-    env = dict(model["env"])
+def secret_files(model, checks=None):
+    """The files of the secrets directory: [{name, value, restart}], the model's secrets (the server reads them
+    when it starts: restart) and, for each job whose check exists, its ping URL under the job's ping variable
+    (checks: {check name: {ping_url}} as healthchecks_checks returns them; read by each job run)."""
+    files = [{"name": s["name"], "value": s["value"], "restart": True} for s in model["secrets"]]
     for job in model["jobs"]:
         url = ((checks or {}).get(job["check"]) or {}).get("ping_url")
         if url:
-            env[job["ping_var"]] = url
+            files.append({"name": job["ping_file"].rsplit("/", 1)[1], "value": url, "restart": False})
+    return files
+
+
+def dotenv(model, checks=None):
+    """The stack's .env text: the model's entries (none secret: the secrets and ping URLs are files, see
+    secret_files). CHECKS is accepted for the callers of the former signature and unused."""
+    env = dict(model["env"])
     lines = []
     for key, value in env.items():
         text = str(value)

@@ -167,7 +167,9 @@ def _destination(dest, where, v):
             bad.append("%s.sts_endpoint must be an http(s) URL" % where)
         if dest.get("token_file") and not str(dest["token_file"]).startswith("/"):
             bad.append("%s.token_file must be an absolute path inside the container" % where)
-        if not dest.get("token_file") and not v["cloud_backup_oidc_account"]:
+        if dest.get("auth") == "client_credentials":
+            bad += _client_credentials(dest, where, v)
+        elif not dest.get("token_file") and not v["cloud_backup_oidc_account"]:
             bad.append("%s: type infn needs cloud_backup_oidc_account (the oidc-agent account whose access "
                        "tokens are exchanged for S3 keys)" % where)
     if kind == "rclone" and not (dest.get("options") or {}).get("type"):
@@ -186,12 +188,52 @@ def _destination(dest, where, v):
         if dest.get("username") and is_placeholder(dest.get("password")):
             bad.append("%s.password is empty or a placeholder" % where)
     values = [(key, value) for key, value in dest.items()
-              if key not in ("private_key", "known_hosts", "options", "retention")]
+              if key not in ("private_key", "known_hosts", "options", "retention", "client_secret")]
     values += [("options.%s" % key, value) for key, value in (dest.get("options") or {}).items()]
     for key, value in values:
         if not _dotenv_safe(value):
             bad.append("%s.%s cannot hold a single quote or a line break (it goes to .env)" % (where, key))
     return bad
+
+
+CLIENT_KEYS = ("client_id", "client_secret", "issuer", "token_endpoint", "scope", "ca_file")
+SCOPE_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$")  # RFC 6749 scope-tokens
+
+
+def _client_credentials(dest, where, v):
+    """An infn destination whose token comes from a client-credentials client (auth: client_credentials)."""
+    bad = []
+    if not str(dest.get("client_id") or "").strip():
+        bad.append("%s.client_id is required with auth client_credentials (the client registered at the issuer)" % where)
+    if is_placeholder(dest.get("client_secret")):
+        bad.append("%s.client_secret is empty or a placeholder: set the client's secret (in a vault)" % where)
+    elif "\n" in str(dest["client_secret"]) or "\r" in str(dest["client_secret"]):
+        bad.append("%s.client_secret cannot hold a line break" % where)
+    if v["cloud_backup_oidc_account"]:
+        bad.append("%s: auth client_credentials and cloud_backup_oidc_account cannot both give the token of the same "
+                   "destination: leave cloud_backup_oidc_account empty for a service account, or drop auth" % where)
+    if dest.get("token_file"):
+        bad.append("%s.token_file cannot be set with auth client_credentials (the container keeps its own token file)"
+                   % where)
+    if dest.get("issuer") and not re.match(r"^https://[^/\s]+", str(dest["issuer"])):
+        bad.append("%s.issuer must be an https URL such as https://iam.cloud.infn.it/" % where)
+    if dest.get("token_endpoint") and not re.match(r"^https://[^/\s]+", str(dest["token_endpoint"])):
+        bad.append("%s.token_endpoint must be an https URL (the issuer's token endpoint)" % where)
+    if dest.get("scope") and not SCOPE_RE.match(str(dest["scope"])):
+        bad.append("%s.scope must be scope names separated by single spaces" % where)
+    if dest.get("ca_file") and not str(dest["ca_file"]).startswith("/"):
+        bad.append("%s.ca_file must be an absolute path on the host" % where)
+    return bad
+
+
+def _client_keys_without_auth(dest, where):
+    """Client keys on a destination that does not use them would be silently ignored: refused."""
+    if dest.get("auth") == "client_credentials" and dest.get("type") != "infn":
+        return ["%s.auth client_credentials is for destinations of type infn only" % where]
+    if dest.get("auth") == "client_credentials":
+        return []
+    given = [key for key in CLIENT_KEYS if dest.get(key)]
+    return ["%s.%s is only used with auth: client_credentials (type infn)" % (where, key) for key in given]
 
 
 def _retention(retention, where):
@@ -211,6 +253,7 @@ def _retention(retention, where):
 def destinations(v):
     dest = v["cloud_backup_destination"]
     bad = _destination(dest, "cloud_backup_destination", v)
+    bad += _client_keys_without_auth(dest, "cloud_backup_destination")
     names = {}
     for i, sec in enumerate(v["cloud_backup_secondary_destinations"]):
         where = "cloud_backup_secondary_destinations[%d]" % i
@@ -223,6 +266,7 @@ def destinations(v):
                        % (where, name, names[name], where))
         names.setdefault(name, where)
         bad += _destination(sec, where, v)
+        bad += _client_keys_without_auth(sec, where)
         if sec.get("retention") is not None:
             bad += _retention(sec["retention"], where + ".retention")
     if sum(1 for d in [dest] + list(v["cloud_backup_secondary_destinations"]) if d.get("type") == "infn") > 1:
@@ -277,7 +321,8 @@ def schedules(v):
     cron = v["cloud_backup_scheduler"] == "cron"
     bad = []
     for var in ("cloud_backup_backup_schedule", "cloud_backup_forget_schedule", "cloud_backup_log_cleanup_schedule",
-                "cloud_backup_check_schedule", "cloud_backup_copy_schedule", "cloud_backup_refresh_token_check_schedule"):
+                "cloud_backup_check_schedule", "cloud_backup_copy_schedule", "cloud_backup_refresh_token_check_schedule",
+                "cloud_backup_client_token_check_schedule"):
         bad += _schedule_problems(var, v[var], cron)
     for what, items in (("cloud_backup_sources", v["cloud_backup_sources"]),
                         ("cloud_backup_secondary_destinations", v["cloud_backup_secondary_destinations"])):

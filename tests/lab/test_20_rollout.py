@@ -79,13 +79,13 @@ def test_env_change_recreates_the_backup_container(vms):
         assert playbook("--limit", "vm1").rc == 0
 
 
-def test_secrets_only_in_the_private_env_file(vms):
+def test_secrets_only_in_the_private_secret_files(vms):
     for vm in vms.values():
-        listing = vm_exec(vm, "stat -c '%a %U' /opt/cloud-backup/.env").stdout.split()
-        assert listing == ["600", "root"]
+        listing = vm_exec(vm, "stat -c '%a %u' /opt/cloud-backup/.env /opt/cloud-backup/secrets/RESTIC_REST_PASSWORD")
+        assert listing.stdout.split() == ["600", "0", "600", "1000"]
         leaks = subprocess.run(["docker", "exec", vm, "grep", "-rl", "lab-rest-password", "/opt/cloud-backup",
                                 "/etc/cron.d"], capture_output=True, text=True).stdout.split()
-        assert leaks == ["/opt/cloud-backup/.env"]
+        assert leaks == ["/opt/cloud-backup/secrets/RESTIC_REST_PASSWORD"]
 
 
 def _repository_id(vm):

@@ -170,7 +170,9 @@ def test_rollout_before_enrollment_waits_for_the_account(lab):
     assert "is not enrolled yet" in run.out
     assert PASSWORD not in run.out
     env = vm_exec(VM, "cat /opt/cloud-backup/.env").stdout
-    for line in ("OIDC_ACCOUNT='cloud-backup'", "OIDC_ISSUER='%s'" % lab["provider"].issuer, "OIDC_PASSWORD='%s'" % PASSWORD,
+    assert PASSWORD not in env and vm_exec(VM, "cat /opt/cloud-backup/secrets/OIDC_PASSWORD").stdout == PASSWORD
+    for line in ("OIDC_ACCOUNT='cloud-backup'", "OIDC_ISSUER='%s'" % lab["provider"].issuer,
+                 "OIDC_PASSWORD_FILE='/run/secrets/OIDC_PASSWORD'",
                  "OIDC_SOCK='/home/user/.local/state/oidc-agent/agent.sock'",
                  "OIDC_CONFIG_DIR='/home/user/.config/oidc-agent'"):
         assert line in env
@@ -241,11 +243,11 @@ def test_no_secret_in_any_output_and_secret_files_private(lab):
                        " </dev/null" % PASSWORD)
     account = json.loads(show.stdout[show.stdout.index("{"):])
     access = vm_exec(VM, "docker exec -u user cloud-backup sh -c 'cat \"$AWS_WEB_IDENTITY_TOKEN_FILE\"'").stdout
-    env = dict(line.split("=", 1) for line in vm_exec(VM, "cat /opt/cloud-backup/.env").stdout.splitlines()
-               if "=" in line and not line.startswith("#"))
-    secrets = {"oidc password": PASSWORD, "restic password": env["RESTIC_PASSWORD"].strip("'"),
+    files = vm_exec(VM, "cd /opt/cloud-backup/secrets && for f in *; do printf '%s=%s\\n' \"$f\" \"$(cat \"$f\")\"; done")
+    env = dict(line.split("=", 1) for line in files.stdout.splitlines() if "=" in line)
+    secrets = {"oidc password": PASSWORD, "restic password": env["RESTIC_PASSWORD"],
                "access token": access, "refresh token": account["refresh_token"]}
-    secrets.update({name: value.strip("'") for name, value in env.items() if name.startswith("HC_PING_")})
+    secrets.update({name: value for name, value in env.items() if name.startswith("HC_PING_")})
     assert len(secrets) > 5 and all(len(value) > 8 for value in secrets.values()), sorted(secrets)
     for text in OUTPUTS:
         leaked = [name for name, value in secrets.items() if value in text]

@@ -50,10 +50,12 @@ def test_job_output_shows_no_secret(vms):
 def test_files_holding_secrets_are_private(vms):
     for host, vm in vms.items():
         assert vm_exec(vm, "stat -c '%a %U %G' /opt/cloud-backup/.env").stdout.split() == ["600", "root", "root"]
-        # nothing secret anywhere else in the project directory or the cron file
+        # secrets only in the secret files (0600, the container's user, in a 0700 directory): not even in .env
         found = vm_exec(vm, "grep -rlE 'lab restic password|lab-rest-password|lab-secret-key|/ping/' "
                             "/opt/cloud-backup /etc/cron.d || true").stdout.split()
-        assert found == ["/opt/cloud-backup/.env"], (host, found)
+        assert found and all(f.startswith("/opt/cloud-backup/secrets/") for f in found), (host, found)
+        modes = vm_exec(vm, "stat -c '%a %u' /opt/cloud-backup/secrets " + " ".join(found)).stdout.splitlines()
+        assert modes == ["700 1000"] + ["600 1000"] * len(found), (host, modes)
         # no secret on the argv of any process on the VM
         ps = vm_exec(vm, "ps -eo args").stdout
         assert not re.search(r"lab restic password|lab-rest-password|lab-secret-key|/ping/", ps)

@@ -36,7 +36,7 @@ def test_example_inventory_is_valid(tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     reports = [line for line in result.stdout.splitlines() if '"msg": "MODEL ' in line]
-    assert len(reports) == 4, result.stdout
+    assert len(reports) == 6, result.stdout
     for line in reports:
         host, jobs = line.split('"msg": "MODEL ', 1)[1].rstrip('"').split(" ", 1)
         assert jobs.split(",")[0].startswith("backup-"), (host, jobs)

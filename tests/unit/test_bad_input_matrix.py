@@ -27,6 +27,7 @@ MATRIX = {
     "cloud_backup_check_enabled": ("sometimes", "cloud_backup_check_enabled"),
     "cloud_backup_check_read_data_subset": ("lots", "cloud_backup_check_read_data_subset 'lots' must be a percentage"),
     "cloud_backup_check_schedule": ("0 0 5 * * 8", "cloud_backup_check_schedule: day of week: 8 is out of range"),
+    "cloud_backup_client_token_check_schedule": ("0 2 * * *", "cloud_backup_client_token_check_schedule: '0 2 * * *' has 5 fields"),
     "cloud_backup_copy_schedule": ("0 2 * * *", "cloud_backup_copy_schedule: '0 2 * * *' has 5 fields"),
     "cloud_backup_container_name": ("Cloud Backup", "cloud_backup_container_name must match"),
     "cloud_backup_cron_file": ("/etc/cron.d/cloud.backup", "cloud_backup_cron_file must be a file directly in /etc/cron.d"),

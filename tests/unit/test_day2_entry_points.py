@@ -34,7 +34,12 @@ def test_each_playbook_runs_its_entry_point_and_nothing_else():
         assert includes and includes[-1] == {"name": "infn_cloud.backup.cloud_backup", "tasks_from": entry}, playbook
         for play in plays:
             assert play["gather_facts"] is False, playbook
-            assert not set(play) - {"name", "hosts", "gather_facts", "tasks"}, (playbook, set(play))
+            keys = {"name", "hosts", "gather_facts", "tasks"}
+            if play["hosts"] == "localhost":  # a check on the controller: local, never become there (no variable else)
+                keys |= {"connection", "become", "vars"}
+                assert play.get("connection", "local") == "local" and play.get("become") is not True, playbook
+                assert not set(play.get("vars") or {}) - {"ansible_become"}, (playbook, play.get("vars"))
+            assert not set(play) - keys, (playbook, set(play))
             for task in play["tasks"]:
                 module = [k for k in task if k.startswith("ansible.builtin.")]
                 # the role, or a check of the request on the controller before any host is named

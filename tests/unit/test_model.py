@@ -67,10 +67,16 @@ def test_copy_jobs_and_the_repository_variables_of_secondaries():
     assert [s["repository_var"] for s in m["secondaries"]] == ["CLOUD_BACKUP_REPOSITORY_OFFSITE",
                                                                "CLOUD_BACKUP_REPOSITORY_REST", "CLOUD_BACKUP_REPOSITORY_USB"]
     assert env["CLOUD_BACKUP_REPOSITORY_OFFSITE"] == "rclone:offsite:/srv/r"
-    assert env["CLOUD_BACKUP_REPOSITORY_REST"] == "rest:https://u:p%40ss%2Fw@rest.example.org:8000/vm1/"
     assert env["CLOUD_BACKUP_REPOSITORY_USB"] == "rclone:usb:/destinations/usb"
     assert env["RCLONE_CONFIG_OFFSITE_TYPE"] == "sftp" and env["RCLONE_CONFIG_OFFSITE_PORT"] == "22"
-    assert "\n" not in env["RCLONE_CONFIG_OFFSITE_KEY_PEM"] and "\\nAAAA\\n" in env["RCLONE_CONFIG_OFFSITE_KEY_PEM"]
+    # secrets are files: the REST URL with its credentials (loaded by the entrypoint), the SSH key (rclone's key_file)
+    secrets = {s["var"]: s for s in m["secrets"]}
+    assert "CLOUD_BACKUP_REPOSITORY_REST" not in env and "RCLONE_CONFIG_OFFSITE_KEY_PEM" not in env
+    assert secrets["CLOUD_BACKUP_REPOSITORY_REST"]["value"] == "rest:https://u:p%40ss%2Fw@rest.example.org:8000/vm1/"
+    assert secrets["RCLONE_CONFIG_OFFSITE_KEY_PEM"]["value"] == KEY
+    assert env["RCLONE_CONFIG_OFFSITE_KEY_FILE"] == "/run/secrets/RCLONE_CONFIG_OFFSITE_KEY_PEM"
+    assert "CLOUD_BACKUP_REPOSITORY_REST=/run/secrets/CLOUD_BACKUP_REPOSITORY_REST" in env["CLOUD_BACKUP_SECRET_ENV"].split()
+    assert env["OIDC_PASSWORD_FILE"] == "/run/secrets/OIDC_PASSWORD" and secrets["OIDC_PASSWORD"]["value"] == "a real oidc password"
     assert env["RCLONE_CONFIG_OFFSITE_KNOWN_HOSTS_FILE"] == "/etc/cloud-backup/destinations/offsite.known_hosts"
     assert m["known_hosts"] == {"offsite": "sftp.example.org ssh-ed25519 AAAAC3\n"}
     assert "/mnt/usb:/destinations/usb" in m["volumes"] and m["local_dirs"] == [{"name": "usb", "path": "/mnt/usb"}]
@@ -81,8 +87,7 @@ def test_s3_primary_env():
     env = model(good())["env"]
     assert {k: v for k, v in env.items() if k.startswith("RCLONE_CONFIG_DEST_")} == {
         "RCLONE_CONFIG_DEST_TYPE": "s3", "RCLONE_CONFIG_DEST_PROVIDER": "Other",
-        "RCLONE_CONFIG_DEST_ENDPOINT": "https://s3.example.org", "RCLONE_CONFIG_DEST_ENV_AUTH": "false",
-        "RCLONE_CONFIG_DEST_ACCESS_KEY_ID": "AKIAREAL", "RCLONE_CONFIG_DEST_SECRET_ACCESS_KEY": "s3-secret-real"}
+        "RCLONE_CONFIG_DEST_ENDPOINT": "https://s3.example.org", "RCLONE_CONFIG_DEST_ENV_AUTH": "false"}
     assert env["RESTIC_REPOSITORY"] == "rest:http://127.0.0.1:8089/" and "OIDC_SOCK" not in env
     # the remote start-server serves, named by the model (rclone reads RCLONE_CONFIG_<REMOTE>_*)
     assert (env["CLOUD_BACKUP_REMOTE"], env["BACKUP_BUCKET_PATH"]) == ("dest", "b/vm1")
@@ -102,9 +107,39 @@ def test_infn_primary_and_the_oidc_paths_come_from_the_model():
     assert m["one_off_env"] == {}
 
 
+def test_secrets_are_files_never_in_the_environment():
+    m = model(good(cloud_backup_rest_password="rest pw real", **OIDC))
+    env, secrets = m["env"], {s["var"]: s for s in m["secrets"]}
+    assert sorted(secrets) == ["OIDC_PASSWORD", "RCLONE_CONFIG_DEST_ACCESS_KEY_ID", "RCLONE_CONFIG_DEST_SECRET_ACCESS_KEY",
+                               "RESTIC_PASSWORD", "RESTIC_REST_PASSWORD"]
+    for secret in secrets.values():
+        assert secret["value"] not in "\n".join(env.values()) and secret["file"] == "/run/secrets/" + secret["name"]
+    # read through restic's and oidc-add's own file options; the others by the entrypoint, with the ping URLs
+    assert (env["RESTIC_PASSWORD_FILE"], env["OIDC_PASSWORD_FILE"]) == ("/run/secrets/RESTIC_PASSWORD", "/run/secrets/OIDC_PASSWORD")
+    assert env["CLOUD_BACKUP_SECRET_ENV"].split() == [
+        "RCLONE_CONFIG_DEST_ACCESS_KEY_ID=/run/secrets/RCLONE_CONFIG_DEST_ACCESS_KEY_ID",
+        "RCLONE_CONFIG_DEST_SECRET_ACCESS_KEY=/run/secrets/RCLONE_CONFIG_DEST_SECRET_ACCESS_KEY",
+        "RESTIC_REST_PASSWORD=/run/secrets/RESTIC_REST_PASSWORD"] + [
+        "%s=/run/secrets/%s" % (j["ping_var"], j["ping_var"]) for j in m["jobs"]]
+    assert env["RESTIC_REST_USERNAME"] == "restic" and m["user_id"] == 1000
+    files = _model.secret_files(m, {"vm1-backup-www": {"ping_url": "https://hc.example.org/ping/uuid-1"},
+                                    "vm1-forget": {"ping_url": ""}})
+    assert [f for f in files if not f["restart"]] == [
+        {"name": "HC_PING_BACKUP_WWW", "value": "https://hc.example.org/ping/uuid-1", "restart": False}]
+    assert sorted(f["name"] for f in files if f["restart"]) == sorted(secrets)
+    # rclone options holding a credential are secret, the others are not
+    rcl = {"name": "rcl", "type": "rclone", "path": "x", "options": {"type": "webdav", "url": "https://d", "pass": "obscured"}}
+    m = model(good(cloud_backup_secondary_destinations=[rcl]))
+    assert "RCLONE_CONFIG_RCL_PASS" in {s["var"] for s in m["secrets"]} and m["env"]["RCLONE_CONFIG_RCL_URL"] == "https://d"
+
+
 def test_rest_primary_is_the_repository_itself():
     m = model(good(cloud_backup_destination={k: v for k, v in REST.items() if k != "name"}))
-    assert m["env"]["RESTIC_REPOSITORY"] == "rest:https://u:p%40ss%2Fw@rest.example.org:8000/vm1/"
+    # with its credentials: a secret, loaded by the entrypoint (and by restic's wrapper in the image)
+    assert "RESTIC_REPOSITORY" not in m["env"]
+    assert {s["var"]: s["value"] for s in m["secrets"]}["RESTIC_REPOSITORY"] == (
+        "rest:https://u:p%40ss%2Fw@rest.example.org:8000/vm1/")
+    assert "RESTIC_REPOSITORY=/run/secrets/RESTIC_REPOSITORY" in m["env"]["CLOUD_BACKUP_SECRET_ENV"].split()
     assert "BACKUP_BUCKET_PATH" not in m["env"] and "RCLONE_CONFIG_DEST_TYPE" not in m["env"]
     assert "CLOUD_BACKUP_REMOTE" not in m["env"]  # nothing to serve
 
@@ -177,12 +212,12 @@ def test_the_image_tag_covers_the_base_and_the_refresh_generation():
         "build": False, "ref": "registry.example.org/cb:1.0"}
 
 
-def test_dotenv_is_literal_and_carries_the_ping_urls_under_the_jobs_variables():
-    m = model(good(cloud_backup_restic_password="p$ss #word"))
+def test_dotenv_is_literal_and_holds_no_secret_nor_ping_url():
+    m = model(good(cloud_backup_restic_password="p$ss #word", cloud_backup_aai_user="$user#1"))
     text = _model.dotenv(m, {"vm1-backup-www": {"ping_url": "https://hc.example.org/ping/uuid-1"},
                              "vm1-forget": {"ping_url": ""}})
-    assert "RESTIC_PASSWORD='p$ss #word'\n" in text
-    assert "HC_PING_BACKUP_WWW='https://hc.example.org/ping/uuid-1'\n" in text and "HC_PING_FORGET" not in text
+    assert "AAI_USER='$user#1'\n" in text and "RESTIC_PASSWORD_FILE='/run/secrets/RESTIC_PASSWORD'\n" in text
+    assert "p$ss #word" not in text and "s3-secret-real" not in text and "hc.example.org" not in text
     with pytest.raises(ValueError, match="value of RESTIC_HOST"):
         _model.dotenv(dict(m, env=dict(m["env"], RESTIC_HOST="it's")))
 
@@ -190,5 +225,6 @@ def test_dotenv_is_literal_and_carries_the_ping_urls_under_the_jobs_variables():
 def test_volumes():
     m = model(good())
     assert m["volumes"] == ["cloud-backup-data:/home/user", "./excludes:/etc/cloud-backup/excludes:ro",
-                            "./destinations:/etc/cloud-backup/destinations:ro", "/srv/www:/backup/www:ro"]
+                            "./destinations:/etc/cloud-backup/destinations:ro", "./secrets:/run/secrets:ro",
+                            "/srv/www:/backup/www:ro"]
     assert m["excludes"] == {"www": ["*.tmp"]}
