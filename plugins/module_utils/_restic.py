@@ -122,6 +122,12 @@ class Restic:
                             ('RESTIC_PASSWORD_FILE', password_file)):
             if value is not None:
                 self.env[name] = value
+        # The password given wins over the other way of giving one that the container (or host) may have set itself:
+        # that one is cleared (restic and the image's entrypoint read an empty variable as unset).
+        if password is not None:
+            self.env['RESTIC_PASSWORD_FILE'] = ''
+        elif password_file is not None:
+            self.env['RESTIC_PASSWORD'] = ''
         # (value, mask) pairs scrubbed from every message, longest first.
         self.secrets = sorted(((v, '<repository>' if k == 'RESTIC_REPOSITORY' else '********')
                                for k, v in self.env.items() if v and k != 'RESTIC_PASSWORD_FILE'),

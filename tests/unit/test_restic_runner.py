@@ -55,21 +55,24 @@ def test_local_argv_holds_no_secret_and_env_holds_them():
 
 def test_docker_argv_names_variables_without_values():
     argv, env = runner(container='cloud-backup', container_user='user', timeout=30).command(['snapshots'])
-    names = ['AWS_SECRET_ACCESS_KEY', 'RESTIC_PASSWORD', 'RESTIC_REPOSITORY', 'RESTIC_REST_PASSWORD',
-             'RESTIC_REST_USERNAME']
+    names = ['AWS_SECRET_ACCESS_KEY', 'RESTIC_PASSWORD', 'RESTIC_PASSWORD_FILE', 'RESTIC_REPOSITORY',
+             'RESTIC_REST_PASSWORD', 'RESTIC_REST_USERNAME']
     expected = ['docker', 'exec', '-i', '-u', 'user']
     for name in names:
         expected += ['-e', name]
     expected += ['cloud-backup', 'timeout', '--kill-after=5', '30', 'restic', '--json', 'snapshots']
     assert argv == expected
     assert not any(secret in arg for arg in argv for secret in SECRETS + ('rest:http',))
-    assert all(env[name] for name in names)
+    assert all(env[name] for name in names if name != 'RESTIC_PASSWORD_FILE')
+    # the password given wins: a password file the container may name is cleared
+    assert env['RESTIC_PASSWORD_FILE'] == ''
 
 
 def test_password_file_and_no_credentials():
     argv, env = Restic(password_file='/run/secrets/pw', container='c').command(['cat', 'config'])
-    assert argv[:5] == ['docker', 'exec', '-i', '-e', 'RESTIC_PASSWORD_FILE'] and argv[5] == 'c'
-    assert env['RESTIC_PASSWORD_FILE'] == '/run/secrets/pw'
+    assert argv[:7] == ['docker', 'exec', '-i', '-e', 'RESTIC_PASSWORD', '-e', 'RESTIC_PASSWORD_FILE'] and argv[7] == 'c'
+    # the file given wins: a password the container's environment may hold is cleared
+    assert env['RESTIC_PASSWORD_FILE'] == '/run/secrets/pw' and env['RESTIC_PASSWORD'] == ''
     # Nothing given: restic uses the container's own environment, nothing is passed.
     argv, dummy = Restic(container='c').command(['cat', 'config'])
     assert '-e' not in argv
