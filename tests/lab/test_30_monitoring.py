@@ -67,18 +67,24 @@ def test_rerun_makes_no_write_call(vms):
     assert len(api) <= 2 * len(vms), api  # one list (+ one channels lookup) per host
 
 
-def test_ping_urls_only_in_the_private_env(vms):
+def test_ping_urls_only_in_private_secret_files(vms):
     current = checks()
     for host, vm in vms.items():
         env = vm_exec(vm, "cat /opt/cloud-backup/.env").stdout
         for name in EXPECTED[host]:
             uuid = current[name]["uuid"]
-            # the job's environment, as its scheduler passes it, names the variable that holds its ping URL
+            # the job's environment, as its scheduler passes it, names the variable that holds its ping URL; the
+            # .env names the file the container reads it from; the file is private to the container's user
             job = scheduled_job(vm, name[len(host) + 1:])
             var = re.search(r"CLOUD_BACKUP_PING_VAR=(\w+)", job).group(1)
-            assert "%s='http://172.31.240.11:8000/ping/%s'" % (var, uuid) in env
-        public = vm_exec(vm, "cat /opt/cloud-backup/compose.yaml /opt/cloud-backup/ofelia/config.ini "
-                             "/etc/cron.d/cloud-backup 2>/dev/null", check=False).stdout
+            assert re.search(r"CLOUD_BACKUP_SECRET_ENV='[^']*\b%s=/run/secrets/%s\b" % (var, var), env), env
+            url = vm_exec(vm, "cat /opt/cloud-backup/secrets/%s" % var).stdout.strip()
+            assert url == "http://172.31.240.11:8000/ping/%s" % uuid
+            mode = vm_exec(vm, "stat -c %%a /opt/cloud-backup/secrets/%s" % var).stdout.strip()
+            assert mode == "600"
+        public = vm_exec(vm, "cat /opt/cloud-backup/.env /opt/cloud-backup/compose.yaml "
+                             "/opt/cloud-backup/ofelia/config.ini /etc/cron.d/cloud-backup 2>/dev/null",
+                         check=False).stdout
         assert "/ping/" not in public
 
 
