@@ -46,14 +46,23 @@ def test_env_file_is_private(host):
     assert env.exists and env.user == "root" and env.group == "root"
     assert env.mode == 0o600
     content = env.content_string
-    assert "RESTIC_PASSWORD=" in content and "RESTIC_REPOSITORY='rest:http://127.0.0.1:8089/'" in content
+    assert "RESTIC_PASSWORD_FILE='/run/secrets/RESTIC_PASSWORD'" in content
+    assert "RESTIC_REPOSITORY='rest:http://127.0.0.1:8089/'" in content
+
+
+def test_secrets_are_private_files(host):
+    secrets = host.file(PROJECT + "/secrets")
+    assert secrets.is_directory and secrets.mode == 0o700 and secrets.uid == 1000
+    password = host.file(PROJECT + "/secrets/RESTIC_PASSWORD")
+    assert password.mode == 0o600 and password.uid == 1000 and password.size > 0
+    assert "RESTIC_PASSWORD=" not in host.file(PROJECT + "/.env").content_string  # the value is in the file only
 
 
 def test_project_files(host):
     assert host.file(PROJECT).mode == 0o750
     compose = host.file(PROJECT + "/compose.yaml")
     assert compose.exists and compose.mode == 0o644
-    assert "RESTIC_PASSWORD" not in compose.content_string  # secrets only in .env
+    assert "RESTIC_PASSWORD" not in compose.content_string  # secrets only in private files
 
 
 def test_backup_container_runs_unprivileged(host):
