@@ -53,26 +53,36 @@ def lab(*args):
 
 # ------------------------------------------------------------------ rollout scaling
 
-def bench_rollout(sizes):
+INVENTORIES = {"docker": "inventories/lab", "ssh": "inventories/lab-ssh"}
+
+
+def bench_rollout(sizes, connections=("docker",)):
+    """Per size and connection: fresh VMs, the reference's first run and rerun, the role's first run and rerun. The
+    SSH rows use the same VMs' image and the lab's SSH inventory (user ubuntu, become through sudo)."""
     rows = []
     for n in sizes:
-        # fresh VMs for every size: a first run is a first run
-        sh(["bash", "-c", "docker rm -f $(docker ps -aq --filter name=infn-lab-vm) >/dev/null 2>&1 || true"])
-        lab("up", str(n))
-        inventory = ["-i", "inventories/lab"]
-        ref_first, _ = playbook(*inventory, "bench/reference.yml")
-        ref_rerun, _ = playbook(*inventory, "bench/reference.yml")
-        role_first, _ = playbook(*inventory, "playbooks/site.yml")
-        role_rerun, recap = playbook(*inventory, "playbooks/site.yml")
-        changed = sum(r["changed"] for r in recap.values())
-        tasks = max(r["ok"] + r["changed"] + r["skipped"] for r in recap.values())
-        row = {"hosts": n, "reference_first_s": ref_first, "reference_rerun_s": ref_rerun,
-               "role_first_s": role_first, "role_rerun_s": role_rerun, "role_rerun_changed": changed,
-               "role_tasks_per_host": tasks}
-        rows.append(row)
-        print("  rollout n=%-2d  ref %.1fs/%.1fs  role %.1fs/%.1fs  rerun changed=%d  tasks/host=%d"
-              % (n, ref_first, ref_rerun, role_first, role_rerun, changed, tasks), flush=True)
+        for connection in connections:
+            rows.append(_rollout_row(n, connection))
     return rows
+
+
+def _rollout_row(n, connection):
+    # fresh VMs for every size: a first run is a first run
+    sh(["bash", "-c", "docker rm -f $(docker ps -aq --filter name=infn-lab-vm) >/dev/null 2>&1 || true"])
+    lab("up", str(n))
+    inventory = ["-i", INVENTORIES[connection]]
+    ref_first, _ = playbook(*inventory, "bench/reference.yml")
+    ref_rerun, _ = playbook(*inventory, "bench/reference.yml")
+    role_first, _ = playbook(*inventory, "playbooks/site.yml")
+    role_rerun, recap = playbook(*inventory, "playbooks/site.yml")
+    changed = sum(r["changed"] for r in recap.values())
+    tasks = max(r["ok"] + r["changed"] + r["skipped"] for r in recap.values())
+    row = {"hosts": n, "connection": connection, "reference_first_s": ref_first, "reference_rerun_s": ref_rerun,
+           "role_first_s": role_first, "role_rerun_s": role_rerun, "role_rerun_changed": changed,
+           "role_tasks_per_host": tasks}
+    print("  rollout n=%-2d %-6s  ref %.1fs/%.1fs  role %.1fs/%.1fs  rerun changed=%d  tasks/host=%d"
+          % (n, connection, ref_first, ref_rerun, role_first, role_rerun, changed, tasks), flush=True)
+    return row
 
 
 # ------------------------------------------------------------------ Healthchecks module cost
@@ -192,18 +202,21 @@ def bench_backup(data_mib):
 
 def table(report):
     lines = ["", "Rollout (wall seconds; reference = 5 bare tasks)",
-             "| hosts | reference first | reference rerun | role first | role rerun | rerun changed | role/ref rerun | tasks/host |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| hosts | connection | reference first | reference rerun | role first | role rerun | rerun changed"
+             " | role/ref rerun | tasks/host |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report.get("rollout", []):
-        lines.append("| %d | %.1f | %.1f | %.1f | %.1f | %d | %.2f | %d |" % (
-            r["hosts"], r["reference_first_s"], r["reference_rerun_s"], r["role_first_s"], r["role_rerun_s"],
-            r["role_rerun_changed"], r["role_rerun_s"] / r["reference_first_s"], r["role_tasks_per_host"]))
-    rows = report.get("rollout", [])
-    if len(rows) > 1:
-        first, last = rows[0], rows[-1]
-        lines.append("T(%d)/T(%d): role rerun %.2f, reference %.2f" % (
-            last["hosts"], first["hosts"], last["role_rerun_s"] / first["role_rerun_s"],
-            last["reference_first_s"] / first["reference_first_s"]))
+        lines.append("| %d | %s | %.1f | %.1f | %.1f | %.1f | %d | %.2f | %d |" % (
+            r["hosts"], r.get("connection", "docker"), r["reference_first_s"], r["reference_rerun_s"],
+            r["role_first_s"], r["role_rerun_s"], r["role_rerun_changed"], r["role_rerun_s"] / r["reference_first_s"],
+            r["role_tasks_per_host"]))
+    for connection in INVENTORIES:
+        rows = [r for r in report.get("rollout", []) if r.get("connection", "docker") == connection]
+        if len(rows) > 1:
+            first, last = rows[0], rows[-1]
+            lines.append("T(%d)/T(%d) over %s: role rerun %.2f, reference %.2f" % (
+                last["hosts"], first["hosts"], connection, last["role_rerun_s"] / first["role_rerun_s"],
+                last["reference_first_s"] / first["reference_first_s"]))
     if report.get("healthchecks"):
         lines += ["", "Healthchecks module (healthchecks_checks, one call)",
                   "| run | checks | wall s | HTTP requests | writes | redirects |", "|---|---:|---:|---:|---:|---:|"]
@@ -228,6 +241,8 @@ def main():
     parser.add_argument("--checks", type=int, default=30)
     parser.add_argument("--data-mib", type=int, default=1024)
     parser.add_argument("--only", choices=["rollout", "healthchecks", "backup"], action="append")
+    parser.add_argument("--connections", default="docker,ssh",
+                        help="rollout rows over the Docker connection, over SSH (user ubuntu, sudo), or both")
     args = parser.parse_args()
     only = set(args.only or ["rollout", "healthchecks", "backup"])
     report = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -236,7 +251,7 @@ def main():
               "versions": {"ansible-core": sh([os.path.join(BIN, "ansible"), "--version"]).stdout.split("\n")[0],
                            "python": platform.python_version()}}
     if "rollout" in only:
-        report["rollout"] = bench_rollout([int(n) for n in args.sizes.split(",")])
+        report["rollout"] = bench_rollout([int(n) for n in args.sizes.split(",")], args.connections.split(","))
     if "healthchecks" in only:
         report["healthchecks"] = bench_healthchecks(args.checks)
     if "backup" in only:

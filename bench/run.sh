@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmarks on the lab fleet (see bench/bench.py): bash bench/run.sh [--sizes 1,3,6,10] [--only backup] ...
+# Benchmarks on the lab fleet (see bench/bench.py): bash bench/run.sh [--sizes 1,3,6,10] [--only backup]
+#   [--connections docker,ssh] (the rollout rows over the Docker connection and over SSH as ubuntu with sudo) ...
 # Leaves the lab running with 1 VM; bash lab/lab.sh down removes it.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
 bash lab/lab.sh up 1
