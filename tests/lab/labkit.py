@@ -96,6 +96,18 @@ def host_state(containers):
 HC_ADMIN = "http://127.0.0.1:58000/_admin"
 
 
+HC_API_KEY = "hcw_labfleetreadwritekey00000001"  # the lab fleet's read-write key (inventories/lab/group_vars)
+
+
+def hc_api(path, method="GET"):
+    """A call of the lab's Healthchecks (its API with the fleet's key, or a ping path): the JSON answer, None if empty."""
+    request = urllib.request.Request(HC_ADMIN[:-len("/_admin")] + path, method=method,
+                                     headers={"X-Api-Key": HC_API_KEY})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = response.read()
+    return json.loads(body) if body else None
+
+
 def hc_pings(check):
     """Every ping the lab's Healthchecks received for the check named CHECK (<host>-<job>), oldest first."""
     with urllib.request.urlopen(HC_ADMIN + "/pings", timeout=10) as res:

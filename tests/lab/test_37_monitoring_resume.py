@@ -17,7 +17,7 @@ import uuid
 import boto3
 import pytest
 
-from labkit import REPO, lab_vms, playbook, run_job
+from labkit import REPO, hc_api, lab_vms, playbook, run_job
 
 RUN = uuid.uuid4().hex[:6]
 HOST = "m37%s" % RUN
@@ -28,13 +28,6 @@ WWW = {"name": "www", "path": "/srv/www"}
 PROJECTS = {"name": "projects", "path": "/srv/projects"}
 S3 = dict(endpoint_url="http://127.0.0.1:59000", aws_access_key_id="lab-access-key",
           aws_secret_access_key="lab-secret-key", region_name="us-east-1")
-
-
-def hc_api(path, method="GET"):
-    request = urllib.request.Request(HC + path, method=method, headers={"X-Api-Key": API_KEY})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        body = response.read()
-    return json.loads(body) if body else None
 
 
 def checks():

@@ -29,7 +29,7 @@ import boto3
 import pytest
 import yaml
 
-from labkit import REPO, docker, ip_of, lab_vms, playbook, vm_exec
+from labkit import REPO, docker, hc_api, ip_of, lab_vms, playbook, vm_exec
 from test_41_oidc_infn import Provider, lab_address
 
 RUN = uuid.uuid4().hex[:6]
@@ -45,13 +45,6 @@ HC = "http://127.0.0.1:58000"
 API_KEY = "hcw_labfleetreadwritekey00000001"
 LAB_S3 = dict(endpoint_url="http://127.0.0.1:59000", aws_access_key_id="lab-access-key",
               aws_secret_access_key="lab-secret-key", region_name="us-east-1")
-
-
-def hc_api(path, method="GET"):
-    request = urllib.request.Request(HC + path, method=method, headers={"X-Api-Key": API_KEY})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        body = response.read()
-    return json.loads(body) if body else {}
 
 
 def checks(host):

@@ -20,7 +20,7 @@ import boto3
 import pytest
 import yaml
 
-from labkit import LAB_INVENTORY, REPO, lab_vms, playbook, run_job, vm_exec
+from labkit import LAB_INVENTORY, REPO, hc_api, lab_vms, playbook, run_job, vm_exec
 
 RUN = uuid.uuid4().hex[:6]
 HOST = "h13sec%s" % RUN
@@ -38,13 +38,6 @@ SECRETS = {
     "secondary REST password": "h13-remote-rest-pw-%s" % RUN,
     "rclone secret option": "h13-rclone-secret-%s" % RUN,
 }
-
-
-def hc_api(path, method="GET"):
-    request = urllib.request.Request(HC + path, method=method, headers={"X-Api-Key": API_KEY})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        body = response.read()
-    return json.loads(body) if body else None
 
 
 def checks():

@@ -22,7 +22,7 @@ import uuid
 import pytest
 import yaml
 
-from labkit import REPO, Run, host_state, vm_exec
+from labkit import REPO, Run, hc_api, host_state, vm_exec
 
 RUN = uuid.uuid4().hex[:6]
 VARIANTS = ("vars", "play")
@@ -51,13 +51,6 @@ def docker(*args, check=True):
     res = subprocess.run(("docker",) + args, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 or not check, "docker %s: %s" % (" ".join(args[:3]), res.stderr[-2000:])
     return res
-
-
-def hc_api(path, method="GET"):
-    request = urllib.request.Request(HC + path, method=method, headers={"X-Api-Key": API_KEY})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        body = response.read()
-    return json.loads(body) if body else {}
 
 
 def checks(host):
