@@ -63,6 +63,14 @@ def cloud_backup_secret_files(model, checks=None):
     return _model.secret_files(model, checks)
 
 
+def cloud_backup_stack_files(model, checks=None, rendered=None):
+    """Every directory and file of the stack, for one stack_files call (see _model.stack_files)."""
+    try:
+        return _model.stack_files(model, checks, rendered)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -71,4 +79,5 @@ class FilterModule:
             "cloud_backup_model": cloud_backup_model,
             "cloud_backup_dotenv": cloud_backup_dotenv,
             "cloud_backup_secret_files": cloud_backup_secret_files,
+            "cloud_backup_stack_files": cloud_backup_stack_files,
         }

@@ -309,19 +309,28 @@ def jobs(v):
 
 
 # ------------------------------------------------------------------ the image
+def image_source(v):
+    """Where the backup image comes from: build (on each host), controller (built once, loaded on every host) or pull
+    (cloud_backup_image from a registry; also the former cloud_backup_image_build: false)."""
+    source = str(v.get("cloud_backup_image_source") or "build")
+    return "pull" if source == "build" and not v["cloud_backup_image_build"] else source
+
+
 def image(v, host, now):
     """The backup image: reference, and for a build its tag and build arguments.
 
     The tag hashes the build context, the base image and the build arguments, so a new base rebuilds. With
-    cloud_backup_image_refresh_days, the refresh generation (a per-host offset spreads the fleet) is a build
-    argument that invalidates the package layer: the rebuilt image carries the distribution's current packages
-    (security updates), and within one generation a rerun rebuilds nothing."""
-    if not v["cloud_backup_image_build"]:
-        return {"build": False, "ref": v["cloud_backup_image"]}
+    cloud_backup_image_refresh_days, the refresh generation is a build argument that invalidates the package layer:
+    the rebuilt image carries the distribution's current packages (security updates), and within one generation a
+    rerun rebuilds nothing. Built on each host, a per-host offset spreads the fleet's rebuilds over the period; built
+    on the controller, the generation is the fleet's (one image, one ID, for every host)."""
+    source = image_source(v)
+    if source == "pull":
+        return {"build": False, "source": source, "ref": v["cloud_backup_image"]}
     days = int(v["cloud_backup_image_refresh_days"] or 0)
     generation = "0"
     if days:
-        offset = int(hashlib.sha256(host.encode()).hexdigest(), 16) % days
+        offset = int(hashlib.sha256(host.encode()).hexdigest(), 16) % days if source == "build" else 0
         generation = str((int(now) // 86400 + offset) // days)
     args = {"BASE_IMAGE": v["cloud_backup_image_base"], "HOME_DIR": PATHS["home"], "REFRESH": generation}
     digest = hashlib.sha256()
@@ -329,8 +338,11 @@ def image(v, host, now):
         digest.update(("%s=%s\n" % (key, args[key])).encode())
     digest.update(v["__image_context_digest"].encode())
     tag = digest.hexdigest()[:12]
-    return {"build": True, "name": v["cloud_backup_image_name"], "tag": tag,
-            "ref": "%s:%s" % (v["cloud_backup_image_name"], tag), "args": args}
+    ref = "%s:%s" % (v["cloud_backup_image_name"], tag)
+    return {"build": True, "source": source, "name": v["cloud_backup_image_name"], "tag": tag, "ref": ref, "args": args,
+            # the compressed archive a controller build is shipped as (in cloud_backup_image_cache_dir on the
+            # controller, then in the project directory on a host that lacks the image, until it is loaded)
+            "archive": "%s-%s.tar.gz" % (v["cloud_backup_image_name"].replace("/", "_"), tag)}
 
 
 # ------------------------------------------------------------------ the whole host
@@ -487,6 +499,7 @@ def host_model(v, host, groups, host_timezone, now, context_digest=""):
     return {
         "host": host,
         "project_dir": v["cloud_backup_project_dir"],
+        "cron_file": v["cloud_backup_cron_file"],
         "project_name": v["cloud_backup_project_name"],
         "container": container,
         "ofelia_container": container + "-ofelia",
@@ -540,6 +553,41 @@ def secret_files(model, checks=None):
         if url:
             files.append({"name": job["ping_file"].rsplit("/", 1)[1], "value": url, "restart": False})
     return files
+
+
+def stack_files(model, checks=None, rendered=None):
+    """Every directory and file of the stack on the host, for one stack_files call: {directories, files,
+    secret_files, exclusive, absent}. RENDERED holds the templates rendered on the controller: {compose, scheduler}
+    (the scheduler's file: ofelia's config.ini, or the cron file)."""
+    root = model["project_dir"]
+    secrets_dir = "%s/%s" % (root, PATHS["secrets_host_dir"])
+    uid = str(model["user_id"])
+    ofelia = model["scheduler"] == "ofelia"
+    directories = [{"path": root, "mode": "0750"}, {"path": root + "/excludes", "mode": "0755"},
+                   {"path": root + "/logs", "mode": "0750"}, {"path": root + "/destinations", "mode": "0755"},
+                   {"path": secrets_dir, "mode": "0700", "owner": uid, "group": uid}]
+    if ofelia:
+        directories += [{"path": root + "/ofelia", "mode": "0750"}, {"path": root + "/ofelia/logs", "mode": "0750"}]
+    directories += [{"path": d["path"], "mode": "0700", "owner": uid, "group": uid} for d in model["local_dirs"]]
+    files = [{"path": "%s/destinations/%s.known_hosts" % (root, remote), "content": text, "mode": "0644"}
+             for remote, text in sorted(model["known_hosts"].items())]
+    files.append({"path": root + "/.env", "mode": "0600",
+                  "content": "# Managed by Ansible (infn_cloud.backup): local edits are overwritten.\n" + dotenv(model)})
+    files += [{"path": "%s/excludes/%s" % (root, name), "content": "".join("%s\n" % p for p in patterns), "mode": "0644"}
+              for name, patterns in sorted(model["excludes"].items())]
+    rendered = rendered or {}
+    files.append({"path": root + "/compose.yaml", "content": rendered["compose"], "mode": "0644"})
+    scheduler_file = root + "/ofelia/config.ini" if ofelia else model["cron_file"]
+    files.append({"path": scheduler_file, "content": rendered["scheduler"], "mode": "0600"})
+    secrets = secret_files(model, checks)
+    secret = [{"path": "%s/%s" % (secrets_dir, f["name"]), "content": f["value"], "mode": "0600", "owner": uid, "group": uid}
+              for f in secrets]
+    return {"directories": directories, "files": files, "secret_files": secret, "exclusive": [secrets_dir],
+            "absent": [model["cron_file"] if ofelia else root + "/ofelia/config.ini"],
+            # what the role looks for in the result: the server reads these secrets only when it starts
+            "restart_on": ["%s/%s" % (secrets_dir, f["name"]) for f in secrets if f["restart"]],
+            "secrets_dir": secrets_dir, "scheduler_file": scheduler_file, "compose_file": root + "/compose.yaml",
+            "env_file": root + "/.env"}
 
 
 def dotenv(model, checks=None):

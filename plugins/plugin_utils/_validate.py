@@ -100,8 +100,12 @@ def stack(v):
         bad.append("cloud_backup_project_dir must be an absolute path")
     if not PROJECT_RE.match(str(v["cloud_backup_project_name"] or "")):
         bad.append("cloud_backup_project_name must match [a-z0-9][a-z0-9_-]* (a Compose project name)")
-    if not v["cloud_backup_image_build"] and not v["cloud_backup_image"]:
-        bad.append("cloud_backup_image must name an image to pull when cloud_backup_image_build is false")
+    source = str(v.get("cloud_backup_image_source") or "build")
+    if source not in IMAGE_SOURCES:
+        bad.append("cloud_backup_image_source must be one of %s, not %r" % (", ".join(IMAGE_SOURCES), source))
+    elif (source == "pull" or not v["cloud_backup_image_build"]) and not v["cloud_backup_image"]:
+        bad.append("cloud_backup_image must name an image to pull when cloud_backup_image_source is pull"
+                   " (or cloud_backup_image_build is false)")
     for var in ("cloud_backup_image_name", "cloud_backup_image_base", "cloud_backup_image", "cloud_backup_ofelia_image"):
         value = str(v[var] or "")
         if (value or var != "cloud_backup_image") and not IMAGE_RE.match(value):
@@ -111,6 +115,9 @@ def stack(v):
         if not re.search(r"(:[A-Za-z0-9_][A-Za-z0-9._-]*|@sha256:[a-f0-9]{64})$", ofelia.rsplit("/", 1)[-1]) \
                 or ofelia.endswith(":latest"):
             bad.append("cloud_backup_ofelia_image must pin a version (e.g. mcuadros/ofelia:0.3.21), not latest or no tag")
+    cache = str(v.get("cloud_backup_image_cache_dir") or "")
+    if source == "controller" and not (cache.startswith("/") or cache.startswith("~")):
+        bad.append("cloud_backup_image_cache_dir %r must be an absolute path (or start with ~) on the controller" % cache)
     if int(v["cloud_backup_image_refresh_days"]) < 0:
         bad.append("cloud_backup_image_refresh_days must be 0 (never) or a number of days")
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", str(v["cloud_backup_image_build_network"] or "")):
@@ -403,6 +410,9 @@ def renamed(v):
 
 
 CONCERNS = (renamed, secrets, stack, destinations, sources, schedules, retention, oidc, monitoring)
+
+
+IMAGE_SOURCES = ("build", "controller", "pull")
 
 
 def problems(v):

@@ -50,6 +50,8 @@ MATRIX = {
     "cloud_backup_image": ("Registry/Image", "cloud_backup_image 'Registry/Image' is not an image reference"),
     "cloud_backup_image_base": ("debian trixie", "cloud_backup_image_base 'debian trixie' is not an image reference"),
     "cloud_backup_image_build": ("yes please", "cloud_backup_image_build"),
+    "cloud_backup_image_source": ("registry", "cloud_backup_image_source must be one of: build, controller, pull"),
+    "cloud_backup_image_cache_dir": ("images", "cloud_backup_image_cache_dir 'images' must be an absolute path"),
     "cloud_backup_image_build_network": ("my net", "cloud_backup_image_build_network must be a network name"),
     "cloud_backup_image_refresh_days": (-1, "cloud_backup_image_refresh_days must be 0 (never) or a number of days"),
     "cloud_backup_image_name": ("Infn/Backup", "cloud_backup_image_name 'Infn/Backup' is not an image reference"),
@@ -106,6 +108,8 @@ def test_bad_value_is_refused_naming_the_variable(variable):
         params["cloud_backup_docker_install"] = True
     if variable == "cloud_backup_image":
         params["cloud_backup_image_build"] = False
+    if variable == "cloud_backup_image_cache_dir":
+        params["cloud_backup_image_source"] = "controller"
     params[variable] = bad
     messages = refusals(params)
     assert any(message in m for m in messages), messages

@@ -209,7 +209,23 @@ def test_the_image_tag_covers_the_base_and_the_refresh_generation():
                     != model(good(), host=h, now=100 * day)["image"]["tag"]) for h in ("vm1", "vm2", "vm3", "vm4")}
     assert len(set(days.values())) > 1, days
     assert model(good(cloud_backup_image_build=False, cloud_backup_image="registry.example.org/cb:1.0"))["image"] == {
-        "build": False, "ref": "registry.example.org/cb:1.0"}
+        "build": False, "source": "pull", "ref": "registry.example.org/cb:1.0"}
+    assert model(good(cloud_backup_image_source="pull", cloud_backup_image="registry.example.org/cb:1.0"))["image"] == {
+        "build": False, "source": "pull", "ref": "registry.example.org/cb:1.0"}
+
+
+def test_an_image_built_on_the_controller_is_one_image_for_the_whole_fleet():
+    """cloud_backup_image_source: controller: no per-host refresh offset, so every host names the same tag (one build,
+    one archive, one image ID), which still changes with the base, the context and the refresh generation."""
+    day = 86400
+    fleet = {model(good(cloud_backup_image_source="controller"), host=h, now=(100 + d) * day)["image"]["ref"]
+             for h in ("vm1", "vm2", "vm3", "vm4", "vm5") for d in range(3)}
+    assert len(fleet) == 1
+    one = model(good(cloud_backup_image_source="controller"), now=100 * day)["image"]
+    assert one["source"] == "controller" and one["build"]
+    assert one["archive"] == "infn-cloud_cloud-backup-%s.tar.gz" % one["tag"]
+    later = model(good(cloud_backup_image_source="controller"), now=(100 + 31) * day)["image"]["tag"]
+    assert later != one["tag"]
 
 
 def test_dotenv_is_literal_and_holds_no_secret_nor_ping_url():
