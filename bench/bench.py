@@ -13,6 +13,8 @@ import json
 import os
 import platform
 import re
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,10 +38,20 @@ def vm(name, script, check=True):
     return sh(["docker", "exec", name, "sh", "-c", script], check=check)
 
 
-def playbook(*args):
-    start = time.monotonic()
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def playbook(*args, cpu=None):
+    """Run ansible-playbook: wall seconds and the recap; with CPU (a dict), also the controller's CPU seconds
+    (user + system of ansible-playbook and everything it ran on the controller: workers, the docker CLI of the
+    Docker connection, ssh), under cpu["s"]."""
+    start, cpu_start = time.monotonic(), _children_cpu()
     result = sh([os.path.join(BIN, "ansible-playbook"), *args], check=False)
     elapsed = time.monotonic() - start
+    if cpu is not None:
+        cpu["s"] = _children_cpu() - cpu_start
     if result.returncode != 0:
         sys.exit("ansible-playbook %s failed:\n%s" % (" ".join(args), (result.stdout + result.stderr)[-4000:]))
     recap = {m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
@@ -66,22 +78,59 @@ def bench_rollout(sizes, connections=("docker",)):
     return rows
 
 
-def _rollout_row(n, connection):
-    # fresh VMs for every size: a first run is a first run
+def _fresh_vms(n):
     sh(["bash", "-c", "docker rm -f $(docker ps -aq --filter name=infn-lab-vm) >/dev/null 2>&1 || true"])
     lab("up", str(n))
+
+
+CONTROLLER_CACHE = os.path.join(tempfile.gettempdir(), "infn-bench-images")
+
+
+def _forget_controller_images():
+    """The controller mode's first run builds from scratch: its archive cache and the images the role built on the
+    controller's engine are removed (the lab's own build of the image, tagged latest, is kept: its package layer
+    has other build arguments, so the role's build does not reuse it)."""
+    shutil.rmtree(CONTROLLER_CACHE, ignore_errors=True)
+    keep = sh(["docker", "image", "inspect", "-f", "{{.Id}}", "infn-cloud/cloud-backup:latest"], check=False).stdout.strip()
+    listed = sh(["docker", "images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}", "infn-cloud/cloud-backup"])
+    for line in listed.stdout.split("\n"):
+        if line.strip() and line.split()[1] != keep:
+            sh(["docker", "rmi", line.split()[0]], check=False)
+
+
+def _rollout_row(n, connection):
+    """Fresh VMs: the reference's first run and rerun, then the role's first run and rerun with the image built on
+    every host; fresh VMs again: the role's first run and rerun with the image built once on the controller
+    (cloud_backup_image_source: controller, from an empty cache). Wall and controller CPU seconds of each."""
+    _fresh_vms(n)
     inventory = ["-i", INVENTORIES[connection]]
+    cpu = {}
     ref_first, _ = playbook(*inventory, "bench/reference.yml")
     ref_rerun, _ = playbook(*inventory, "bench/reference.yml")
-    role_first, _ = playbook(*inventory, "playbooks/site.yml")
-    role_rerun, recap = playbook(*inventory, "playbooks/site.yml")
+    build = ["-e", "cloud_backup_image_source=build"]
+    role_first, _ = playbook(*inventory, "playbooks/site.yml", *build, cpu=cpu)
+    cpu_first = cpu["s"]
+    role_rerun, recap = playbook(*inventory, "playbooks/site.yml", *build, cpu=cpu)
+    cpu_rerun = cpu["s"]
     changed = sum(r["changed"] for r in recap.values())
     tasks = max(r["ok"] + r["changed"] + r["skipped"] for r in recap.values())
+    _fresh_vms(n)
+    _forget_controller_images()
+    controller = ["-e", "cloud_backup_image_source=controller", "-e", "cloud_backup_image_cache_dir=" + CONTROLLER_CACHE]
+    ctl_first, _ = playbook(*inventory, "playbooks/site.yml", *controller, cpu=cpu)
+    ctl_cpu_first = cpu["s"]
+    ctl_rerun, ctl_recap = playbook(*inventory, "playbooks/site.yml", *controller, cpu=cpu)
+    ids = {vm("infn-lab-vm%d" % i, "docker inspect -f '{{.Image}}' cloud-backup").stdout.strip() for i in range(1, n + 1)}
     row = {"hosts": n, "connection": connection, "reference_first_s": ref_first, "reference_rerun_s": ref_rerun,
            "role_first_s": role_first, "role_rerun_s": role_rerun, "role_rerun_changed": changed,
-           "role_tasks_per_host": tasks}
-    print("  rollout n=%-2d %-6s  ref %.1fs/%.1fs  role %.1fs/%.1fs  rerun changed=%d  tasks/host=%d"
-          % (n, connection, ref_first, ref_rerun, role_first, role_rerun, changed, tasks), flush=True)
+           "role_tasks_per_host": tasks, "cpu_first_s": cpu_first, "cpu_rerun_s": cpu_rerun,
+           "controller_first_s": ctl_first, "controller_rerun_s": ctl_rerun, "controller_cpu_first_s": ctl_cpu_first,
+           "controller_cpu_rerun_s": cpu["s"], "controller_rerun_changed": sum(r["changed"] for r in ctl_recap.values()),
+           "controller_image_ids": len(ids)}
+    print("  rollout n=%-2d %-6s  ref %.1fs/%.1fs  role %.1fs/%.1fs (cpu %.1fs/%.1fs)  rerun changed=%d  tasks/host=%d"
+          "  controller image %.1fs/%.1fs (cpu %.1fs/%.1fs) changed=%d, %d image ID(s)"
+          % (n, connection, ref_first, ref_rerun, role_first, role_rerun, cpu_first, cpu_rerun, changed, tasks,
+             ctl_first, ctl_rerun, ctl_cpu_first, cpu["s"], row["controller_rerun_changed"], len(ids)), flush=True)
     return row
 
 
@@ -201,22 +250,45 @@ def bench_backup(data_mib):
 
 
 def table(report):
-    lines = ["", "Rollout (wall seconds; reference = 5 bare tasks)",
-             "| hosts | connection | reference first | reference rerun | role first | role rerun | rerun changed"
-             " | role/ref rerun | tasks/host |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in report.get("rollout", []):
-        lines.append("| %d | %s | %.1f | %.1f | %.1f | %.1f | %d | %.2f | %d |" % (
+    lines = ["", "Rollout (wall seconds; reference = 5 bare tasks; build = the image built on every host, controller ="
+             " built once on the controller and loaded on every host)",
+             "| hosts | connection | reference first | reference rerun | role first (build) | role rerun | rerun changed"
+             " | role rerun / reference first | tasks/host | role first (controller) | controller first / build first"
+             " | rerun (controller) | changed | image IDs |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = report.get("rollout", [])
+    for r in rows:
+        lines.append("| %d | %s | %.1f | %.1f | %.1f | %.1f | %d | %.2f | %d | %.1f | %.2f | %.1f | %d | %d |" % (
             r["hosts"], r.get("connection", "docker"), r["reference_first_s"], r["reference_rerun_s"],
             r["role_first_s"], r["role_rerun_s"], r["role_rerun_changed"], r["role_rerun_s"] / r["reference_first_s"],
-            r["role_tasks_per_host"]))
+            r["role_tasks_per_host"], r["controller_first_s"], r["controller_first_s"] / r["role_first_s"],
+            r["controller_rerun_s"], r["controller_rerun_changed"], r["controller_image_ids"]))
     for connection in INVENTORIES:
-        rows = [r for r in report.get("rollout", []) if r.get("connection", "docker") == connection]
-        if len(rows) > 1:
-            first, last = rows[0], rows[-1]
+        picked = [r for r in rows if r.get("connection", "docker") == connection]
+        if len(picked) > 1:
+            first, last = picked[0], picked[-1]
             lines.append("T(%d)/T(%d) over %s: role rerun %.2f, reference %.2f" % (
                 last["hosts"], first["hosts"], connection, last["role_rerun_s"] / first["role_rerun_s"],
                 last["reference_first_s"] / first["reference_first_s"]))
+    if rows:
+        lines += ["", "Controller CPU seconds per host (ansible-playbook and all it runs on the controller)",
+                  "| hosts | connection | first (build) | rerun | first (controller image, incl. its build) | rerun (controller) |",
+                  "|---:|---|---:|---:|---:|---:|"]
+        for r in rows:
+            lines.append("| %d | %s | %.2f | %.2f | %.2f | %.2f |" % (
+                r["hosts"], r.get("connection", "docker"), r["cpu_first_s"] / r["hosts"], r["cpu_rerun_s"] / r["hosts"],
+                r["controller_cpu_first_s"] / r["hosts"], r["controller_cpu_rerun_s"] / r["hosts"]))
+        big = max(rows, key=lambda r: r["hosts"])
+        one = min(rows, key=lambda r: r["hosts"])
+        per_host = big["cpu_rerun_s"] / big["hosts"]
+        # one core busy all the time: 500 hosts cost 500 x the CPU per host; enough forks to keep it busy while
+        # each host waits on its own round trips (Little's law: a host's wall time alone / its CPU time)
+        forks = max(1, int(round(one["role_rerun_s"] / (one["cpu_rerun_s"] / one["hosts"]))))
+        lines.append("Extrapolation (not measured): a 500-host rerun on one controller core needs about %.0f CPU s, "
+                     "so at least %.0f min of wall time, with forks >= %d to keep the core busy (%.2f CPU s/host at "
+                     "%d hosts; one host alone takes %.1f s of wall for %.2f CPU s)."
+                     % (500 * per_host, 500 * per_host / 60, forks, per_host, big["hosts"], one["role_rerun_s"],
+                        one["cpu_rerun_s"] / one["hosts"]))
     if report.get("healthchecks"):
         lines += ["", "Healthchecks module (healthchecks_checks, one call)",
                   "| run | checks | wall s | HTTP requests | writes | redirects |", "|---|---:|---:|---:|---:|---:|"]

@@ -201,6 +201,8 @@ def cloud_backup_status_row(host, facts, now, max_age_hours=26, token_warn_days=
         "token_days_left": round(float(days_left), 1) if facts.get("oidc") and days_left is not None else None,
         "token": _token_cell(facts, days_left),
         "auth": facts.get("auth") or "n/a",
+        # the image the backup container runs (short ID): one ID across a fleet shipped from the controller
+        "image": (str(facts.get("image") or "").split(":")[-1][:12] or None),
         "drill_last_passed": drill.get("last_passed"),
         "verdict": verdict,
         "reasons": [r for name in reversed(VERDICTS) for r in reasons[name]],
@@ -218,7 +220,8 @@ def _token_cell(facts, days_left):
 
 
 COLUMNS = [("HOST", "host"), ("DESTINATION", "destination"), ("AUTH", "auth"), ("LAST SNAPSHOT", "last_snapshot"), ("AGE", "age"),
-           ("SIZE data/stored", "size"), ("SNAPS", "snapshots"), ("HEALTHCHECKS", "checks_text"),
+           ("SIZE data/stored", "size"), ("SNAPS", "snapshots"), ("IMAGE", "image"),
+           ("HEALTHCHECKS", "checks_text"),
            ("TOKEN", "token"), ("DRILL PASSED", "drill_last_passed"), ("VERDICT", "verdict")]
 
 

@@ -20,9 +20,10 @@ def fresh(tmp_path_factory):
 
 
 def _run(inventory, *args):
-    # the lab's group_vars apply through a second inventory source
+    # the lab's group_vars apply through a second inventory source; the image is built on the host here (the lab
+    # builds it once on the controller otherwise: tests/lab/test_25_controller_image.py)
     return playbook("-i", str(inventory), "--limit", "fresh", *args, "-e",
-                    '{"cloud_backup_sources": [{"name": "www", "path": "/srv/www"}]}')
+                    '{"cloud_backup_sources": [{"name": "www", "path": "/srv/www"}], "cloud_backup_image_source": "build"}')
 
 
 def test_check_mode_on_a_fresh_host_predicts_and_changes_nothing(fresh):
