@@ -294,6 +294,9 @@ class StackFiles:
 
     def run(self):
         p = self.module.params
+        # every mode and owner is checked before anything is changed
+        for entry in p["directories"] + p["files"] + p["secret_files"]:
+            self.ids(entry)
         for entry in p["directories"]:
             self.directory(entry)
         for entry in p["files"]:
