@@ -1,14 +1,34 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs the tooling, starts the Docker engine and the lab
-# (3 VMs + S3), then one pytest run: unit tests, lint and sanity, module tests against real peers,
-# the lab tests (rollout, bad input, jobs) and the molecule scenario.
+# (3 VMs + S3), then the tests in two pytest runs side by side, which share nothing but the Docker engine:
+#   - the lab tests (tests/lab: rollout, bad input, jobs, faults, day-2, AWX runner, status page), on the lab's VMs
+#     and VMs of their own;
+#   - everything else: unit tests, lint and sanity, module tests against real peers (tests/integration) and the
+#     molecule scenario (its own VMs), none of which touches a lab VM.
+# The lab run prints as it goes; the other run's output follows when both are done. The exit status is the worse.
 #   scripts/test.sh                 everything
-#   scripts/test.sh -k bad_input    any pytest arguments narrow the run
+#   scripts/test.sh -k bad_input    any pytest arguments: one pytest run of exactly those, nothing side by side
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 bash lab/lab.sh up 3
 # headless Chromium opens the status page (tests/lab/test_85_status_page.py): Debian's package, once per machine
 bash lab/chromium.sh
+PYTEST=(python -m pytest -p no:cacheprovider -ra --durations=15)
 rc=0
-python -m pytest -p no:cacheprovider -ra --durations=15 "${@:-tests}" || rc=$?
+if [ "$#" -gt 0 ]; then
+  "${PYTEST[@]}" "$@" || rc=$?
+else
+  out="$(mktemp -d)"
+  start=${SECONDS}
+  "${PYTEST[@]}" --basetemp="${out}/tmp-other" tests/unit tests/quality tests/integration tests/molecule \
+    >"${out}/other.log" 2>&1 &
+  other=$!
+  echo "=============== tests/lab (the other tests run side by side, their output follows) ==============="
+  "${PYTEST[@]}" --basetemp="${out}/tmp-lab" tests/lab || rc=$?
+  wait "${other}" || rc=$?
+  echo "=============== tests/unit, tests/quality, tests/integration, tests/molecule ==============="
+  cat "${out}/other.log"
+  echo "suite wall time: $(( SECONDS - start )) s (both runs side by side); exit status ${rc}"
+  rm -rf "${out}"
+fi
 if [ "${KEEP_LAB:-0}" != 1 ]; then bash lab/lab.sh down; fi
 exit "${rc}"

@@ -202,7 +202,7 @@ def cloud_backup_status_row(host, facts, now, max_age_hours=26, token_warn_days=
         "token": _token_cell(facts, days_left),
         "auth": facts.get("auth") or "n/a",
         # the image the backup container runs (short ID): one ID across a fleet shipped from the controller
-        "image": (str(facts.get("image") or "").split(":")[-1][:12] or None),
+        "image": (str(facts.get("image") or "").rsplit(":", maxsplit=1)[-1][:12] or None),
         "drill_last_passed": drill.get("last_passed"),
         "verdict": verdict,
         "reasons": [r for name in reversed(VERDICTS) for r in reasons[name]],

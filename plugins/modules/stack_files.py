@@ -16,7 +16,7 @@ description:
     costs one round trip, however many files the stack has (M(ansible.builtin.copy) in a loop costs two per file).
   - Files are replaced atomically (a temporary file in the same directory, renamed over the old one); a file whose
     content, mode and ownership are already right is not touched.
-  - The content of O(secret_files) is never returned, logged or shown in a diff; only their paths are.
+  - The content of O(private_files) is never returned, logged or shown in a diff; only their paths are.
 author:
   - INFN Cloud backup contributors (@infn-cloud)
 extends_documentation_fragment:
@@ -82,9 +82,9 @@ options:
         description: Group name or numeric ID.
         type: str
         default: root
-  secret_files:
+  private_files:
     description:
-      - Like O(files), for files holding secrets; their content is never returned nor shown in a diff.
+      - Like O(files), for files holding secrets (private to their owner); their content is never returned nor shown in a diff.
     type: list
     elements: dict
     default: []
@@ -97,7 +97,6 @@ options:
         description: The whole content of the file (text, written as UTF-8).
         type: str
         required: true
-        no_log: true
       mode:
         description: Octal mode, for example V(0600).
         type: str
@@ -112,7 +111,7 @@ options:
         default: root
   exclusive:
     description:
-      - Directories that hold only the files given in O(files) and O(secret_files); any other file in them (not in
+      - Directories that hold only the files given in O(files) and O(private_files); any other file in them (not in
         their subdirectories) is removed.
     type: list
     elements: path
@@ -133,7 +132,7 @@ EXAMPLES = r"""
       - {path: /opt/app/secrets, mode: "0700", owner: "1000", group: "1000"}
     files:
       - {path: /opt/app/compose.yaml, content: "{{ lookup('ansible.builtin.template', 'compose.yaml.j2') }}", mode: "0644"}
-    secret_files:
+    private_files:
       - {path: /opt/app/secrets/PASSWORD, content: "{{ app_password }}", mode: "0600", owner: "1000", group: "1000"}
     exclusive: [/opt/app/secrets]
     absent: [/etc/cron.d/app]
@@ -177,8 +176,8 @@ _ENTRY = dict(path=dict(type="path", required=True), mode=dict(type="str", requi
 ARGUMENT_SPEC = dict(
     directories=dict(type="list", elements="dict", default=[], options=dict(_ENTRY)),
     files=dict(type="list", elements="dict", default=[], options=dict(_ENTRY, content=dict(type="str", required=True))),
-    secret_files=dict(type="list", elements="dict", default=[],
-                      options=dict(_ENTRY, content=dict(type="str", required=True, no_log=True))),
+    private_files=dict(type="list", elements="dict", default=[],
+                       options=dict(_ENTRY, content=dict(type="str", required=True, no_log=True))),
     exclusive=dict(type="list", elements="path", default=[]),
     absent=dict(type="list", elements="path", default=[]),
 )
@@ -295,15 +294,15 @@ class StackFiles:
     def run(self):
         p = self.module.params
         # every mode and owner is checked before anything is changed
-        for entry in p["directories"] + p["files"] + p["secret_files"]:
+        for entry in p["directories"] + p["files"] + p["private_files"]:
             self.ids(entry)
         for entry in p["directories"]:
             self.directory(entry)
         for entry in p["files"]:
             self.file(entry, secret=False)
-        for entry in p["secret_files"]:
+        for entry in p["private_files"]:
             self.file(entry, secret=True)
-        wanted = set(e["path"] for e in p["files"] + p["secret_files"])
+        wanted = set(e["path"] for e in p["files"] + p["private_files"])
         stale = list(p["absent"])
         for directory in p["exclusive"]:
             if os.path.isdir(directory):

@@ -557,7 +557,7 @@ def secret_files(model, checks=None):
 
 def stack_files(model, checks=None, rendered=None):
     """Every directory and file of the stack on the host, for one stack_files call: {directories, files,
-    secret_files, exclusive, absent}. RENDERED holds the templates rendered on the controller: {compose, scheduler}
+    private_files (the secrets), exclusive, absent}. RENDERED holds the templates rendered on the controller: {compose, scheduler}
     (the scheduler's file: ofelia's config.ini, or the cron file)."""
     root = model["project_dir"]
     secrets_dir = "%s/%s" % (root, PATHS["secrets_host_dir"])
@@ -582,7 +582,7 @@ def stack_files(model, checks=None, rendered=None):
     secrets = secret_files(model, checks)
     secret = [{"path": "%s/%s" % (secrets_dir, f["name"]), "content": f["value"], "mode": "0600", "owner": uid, "group": uid}
               for f in secrets]
-    return {"directories": directories, "files": files, "secret_files": secret, "exclusive": [secrets_dir],
+    return {"directories": directories, "files": files, "private_files": secret, "exclusive": [secrets_dir],
             "absent": [model["cron_file"] if ofelia else root + "/ofelia/config.ini"],
             # what the role looks for in the result: the server reads these secrets only when it starts
             "restart_on": ["%s/%s" % (secrets_dir, f["name"]) for f in secrets if f["restart"]],

@@ -28,7 +28,7 @@ def spec(root):
                                                            "owner": "1000", "group": "1000"}],
         files=[{"path": str(root / ".env"), "content": "A='1'\n", "mode": "0600"},
                {"path": str(root / "compose.yaml"), "content": "services: {}\n", "mode": "0644"}],
-        secret_files=[{"path": str(root / "secrets" / "PASSWORD"), "content": SECRET, "mode": "0600",
+        private_files=[{"path": str(root / "secrets" / "PASSWORD"), "content": SECRET, "mode": "0600",
                        "owner": "1000", "group": "1000"}],
         exclusive=[str(root / "secrets")],
         absent=[str(root / "old.ini")])
@@ -67,7 +67,7 @@ def test_check_mode_predicts_and_changes_nothing(tmp_path, root):
 def test_a_secret_never_appears_in_the_result_nor_its_diff(tmp_path, root):
     run(tmp_path, **spec(root))
     changed = spec(root)
-    changed["secret_files"][0]["content"] = SECRET + "-new"
+    changed["private_files"][0]["content"] = SECRET + "-new"
     out, text = run(tmp_path, diff=True, **changed)
     assert out["written"] == [str(root / "secrets" / "PASSWORD")]
     assert SECRET not in text, text
