@@ -195,17 +195,41 @@ class StackFiles:
     def fail(self, msg):
         self.module.fail_json(msg=msg, **self.result)
 
+    def check_input(self):
+        """Every path, mode and owner of the input, before anything is changed: (uid, gid, mode) by path."""
+        p = self.module.params
+        self.owners = {}
+        for option in ("directories", "files", "private_files"):
+            for index, entry in enumerate(p[option]):
+                where = "%s[%d]" % (option, index)
+                if not os.path.isabs(entry["path"]):
+                    self.fail("%s.path %r must be an absolute path" % (where, entry["path"]))
+                try:
+                    mode = int(entry["mode"], 8)
+                except ValueError:
+                    mode = -1
+                if not 0 <= mode <= 0o7777:
+                    self.fail("%s.mode %r is not an octal mode such as 0644 (%s)" % (where, entry["mode"], entry["path"]))
+                if "\x00" in entry["content"] if "content" in entry else False:
+                    self.fail("%s.content must not contain a NUL character (%s)" % (where, entry["path"]))
+                uid = self.lookup(entry["owner"], pwd.getpwnam, "pw_uid", "%s.owner" % where, "user")
+                gid = self.lookup(entry["group"], grp.getgrnam, "gr_gid", "%s.group" % where, "group")
+                self.owners[entry["path"]] = (uid, gid, mode)
+        for option in ("exclusive", "absent"):
+            for path in p[option]:
+                if not os.path.isabs(path):
+                    self.fail("%s: %r must be an absolute path" % (option, path))
+
+    def lookup(self, value, getter, field, where, kind):
+        if value.isdigit():
+            return int(value)
+        try:
+            return getattr(getter(value), field)
+        except KeyError:
+            self.fail("%s %r is not a %s on the host" % (where, value, kind))
+
     def ids(self, entry):
-        try:
-            uid = int(entry["owner"]) if entry["owner"].isdigit() else pwd.getpwnam(entry["owner"]).pw_uid
-            gid = int(entry["group"]) if entry["group"].isdigit() else grp.getgrnam(entry["group"]).gr_gid
-        except KeyError as exc:
-            self.fail("%s: unknown owner or group (%s)" % (entry["path"], exc))
-        try:
-            mode = int(entry["mode"], 8)
-        except ValueError:
-            self.fail("%s: mode %r is not an octal mode" % (entry["path"], entry["mode"]))
-        return uid, gid, mode
+        return self.owners[entry["path"]]
 
     @staticmethod
     def describe(st):
@@ -293,9 +317,8 @@ class StackFiles:
 
     def run(self):
         p = self.module.params
-        # every mode and owner is checked before anything is changed
-        for entry in p["directories"] + p["files"] + p["private_files"]:
-            self.ids(entry)
+        # every path, mode and owner is checked before anything is changed
+        self.check_input()
         for entry in p["directories"]:
             self.directory(entry)
         for entry in p["files"]:

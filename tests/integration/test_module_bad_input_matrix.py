@@ -161,6 +161,27 @@ MATRIX = {
         "tags": [(["daily,weekly"], "tags: 'daily,weekly' must be one tag, without commas")],
         "paths": [(["home"], "paths: 'home' must be an absolute path")],
     },
+    "stack_files": {
+        "directories": [([5], "Value '5' in the sub parameter field 'directories' must be a list, not 'int'")],
+        "directories[].path": [("stack/logs", "directories[1].path 'stack/logs' must be an absolute path")],
+        "directories[].mode": [("rwx", "directories[1].mode 'rwx' is not an octal mode")],
+        "directories[].owner": [("no-such-user-4781", "directories[1].owner 'no-such-user-4781' is not a user on the host")],
+        "directories[].group": [("no-such-group-4782", "directories[1].group 'no-such-group-4782' is not a group on the host")],
+        "files": [([5], "Value '5' in the sub parameter field 'files' must be a list, not 'int'")],
+        "files[].path": [("compose.yaml", "files[1].path 'compose.yaml' must be an absolute path")],
+        "files[].content": [("A='1'\x00", "files[1].content must not contain a NUL character")],
+        "files[].mode": [("0999", "files[1].mode '0999' is not an octal mode")],
+        "files[].owner": [("no such user", "files[1].owner 'no such user' is not a user on the host")],
+        "files[].group": [("nogroup-4783", "files[1].group 'nogroup-4783' is not a group on the host")],
+        "private_files": [([5], "Value '5' in the sub parameter field 'private_files' must be a list, not 'int'")],
+        "private_files[].path": [("secrets/PASSWORD", "private_files[1].path 'secrets/PASSWORD' must be an absolute path")],
+        "private_files[].content": [("Leak4787\x00Leak4788", "private_files[1].content must not contain a NUL character")],
+        "private_files[].mode": [("u=rw", "private_files[1].mode 'u=rw' is not an octal mode")],
+        "private_files[].owner": [("no-such-user-4785", "private_files[1].owner 'no-such-user-4785' is not a user on the host")],
+        "private_files[].group": [("no-such-group-4786", "private_files[1].group 'no-such-group-4786' is not a group on the host")],
+        "exclusive": [(["secrets"], "exclusive: 'secrets' must be an absolute path")],
+        "absent": [(["old.ini"], "absent: 'old.ini' must be an absolute path")],
+    },
     "show_text": {
         "lines": [({"HOST": "web01"}, "argument 'lines' is of type dict and we were unable to convert to list"),
                   (None, "missing required arguments: lines")],
@@ -247,6 +268,15 @@ class Sandbox:
             return dict(restic, host="web01", tags=["daily"], paths=["/home"])
         if module == "show_text":
             return dict(lines=["HOST   VERDICT", "web01  ok"])
+        if module == "stack_files":
+            root = str(self.tmp / "stack")
+            return dict(directories=[dict(path=root, mode="0750"), dict(path=root + "/secrets", mode="0700", owner="1000", group="1000")],
+                        files=[dict(path=root + "/.env", content="A='1'\n", mode="0600"),
+                               dict(path=root + "/compose.yaml", content="services: {}\n", mode="0644", owner="root", group="root")],
+                        private_files=[dict(path=root + "/secrets/PASSWORD", content="stack-secret-good", mode="0600"),
+                                       dict(path=root + "/secrets/TOKEN", content="stack-token-good", mode="0600",
+                                            owner="1000", group="1000")],
+                        exclusive=[root + "/secrets"], absent=[root + "/old.ini"])
         return dict(name="cloud-backup", state="present", issuer="https://iam.example.org/",
                     scopes=["openid", "offline_access"], client_id="backup-client", client_secret="client-secret-good",
                     redirect_uri="http://localhost:4242", audience="minio", ca_file="/etc/ssl/certs/ca.pem",
@@ -276,6 +306,8 @@ class Sandbox:
             done += ["ran " + " ".join(json.loads(line)[:3]) for line in self.calls.read_text().splitlines()]
         if self.repository.exists():
             done.append("created " + str(self.repository))
+        if (self.tmp / "stack").exists():  # stack_files: what it would write
+            done.append("created " + str(self.tmp / "stack"))
         return done
 
 

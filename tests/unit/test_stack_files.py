@@ -99,7 +99,7 @@ def test_bad_input_fails_naming_the_file(tmp_path, root):
     bad = spec(root)
     bad["files"][0]["mode"] = "rw-r"
     out, _ = run(tmp_path, **bad)
-    assert out.get("failed") and "mode 'rw-r' is not an octal mode" in out["msg"] and ".env" in out["msg"]
+    assert out.get("failed") and "files[0].mode 'rw-r' is not an octal mode" in out["msg"] and ".env" in out["msg"]
     assert not root.exists()  # nothing was changed: not even the directories that came first
     root.mkdir(exist_ok=True)
     (root / "compose.yaml").mkdir()
