@@ -584,8 +584,6 @@ def stack_files(model, checks=None, rendered=None):
               for f in secrets]
     return {"directories": directories, "files": files, "private_files": secret, "exclusive": [secrets_dir],
             "absent": [model["cron_file"] if ofelia else root + "/ofelia/config.ini"],
-            # what the role looks for in the result: the server reads these secrets only when it starts
-            "restart_on": ["%s/%s" % (secrets_dir, f["name"]) for f in secrets if f["restart"]],
             "secrets_dir": secrets_dir, "scheduler_file": scheduler_file, "compose_file": root + "/compose.yaml",
             "env_file": root + "/.env"}
 

@@ -44,7 +44,7 @@ def test_vm_stopped_in_the_middle_of_a_rollout(inventory):
     out, stopped = [], False
     for line in proc.stdout:
         out.append(line)
-        if not stopped and "TASK [infn_cloud.backup.cloud_backup : Write the stack's environment" in line:
+        if not stopped and "TASK [infn_cloud.backup.cloud_backup : Write the stack's directories and files]" in line:
             subprocess.run(["docker", "stop", "-t", "0", VMS["fault-b"]], check=True, capture_output=True)
             stopped = True
     proc.wait(timeout=900)

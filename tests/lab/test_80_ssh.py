@@ -123,7 +123,9 @@ def fleet():
             address = docker("inspect", "-f", '{{(index .NetworkSettings.Networks "infn-lab").IPAddress}}', vm).stdout.strip()
             # how the hosts are reached: group_vars of their group (a group's vars in hosts.yml would lose to all.yml)
             with open(os.path.join(inventory, "group_vars", "cloud_backup.yml"), "w") as handle:
+                # the controller user has no Docker: the image is built on each VM (cloud_backup_image_source: build)
                 yaml.safe_dump({"ansible_connection": "ansible.builtin.ssh", "ansible_user": "ubuntu",
+                                "cloud_backup_image_source": "build",
                                 "ansible_ssh_private_key_file": key,
                                 "ansible_ssh_common_args": "-o UserKnownHostsFile=%s/known_hosts"
                                                            " -o StrictHostKeyChecking=yes" % LAB_SSH}, handle)
