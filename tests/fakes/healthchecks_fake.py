@@ -12,7 +12,8 @@ In-process (pytest):
 Standalone (a lab container):
     python3 tests/fakes/healthchecks_fake.py --host 0.0.0.0 --port 8000 --config cfg.json
 
-Admin endpoints (no key, never recorded): GET/DELETE /_admin/requests, GET /_admin/pings,
+Admin endpoints (no key, never recorded): GET/DELETE /_admin/requests (each API request: method, path, status and
+`check`, the name of the check it is about, when one), GET /_admin/pings,
 GET /_admin/checks, POST/DELETE /_admin/faults, POST /_admin/version.
 
 Server versions (config "version", attribute `version`): "4.3" (default) stores legacy time zone names under the
@@ -607,12 +608,29 @@ class FakeHealthchecks:
                 return fault
         return None
 
+    def concerns(self, req):
+        """The name of the check an API request is about (recorded with it, so that a reader of the request log can
+        pick the requests about its own checks when several clients share the server): the check of a
+        checks/<uuid> path (looked up before a DELETE removes it), the `name` of a POST checks/ body; else None."""
+        match = re.match(r"/api/v\d+/checks/(%s)" % UUID, req.path)
+        if match:
+            check = next((p["checks"][match.group(1)] for p in self.projects if match.group(1) in p["checks"]), None)
+            return check["name"] if check else None
+        if req.method == "POST" and re.fullmatch(r"/api/v\d+/checks/", req.path):
+            try:
+                body = json.loads(req.body or b"{}")
+            except ValueError:
+                return None
+            return body.get("name") if isinstance(body, dict) and isinstance(body.get("name"), str) else None
+        return None
+
     def handle(self, req):
         if req.path.startswith("/_admin/"):
             with self.lock:
                 return self.admin(req)
         with self.lock:
             fault = self.take_fault(req)
+            concerns = self.concerns(req)
         if fault and fault["delay"]:
             time.sleep(fault["delay"])
         with self.lock:
@@ -629,7 +647,7 @@ class FakeHealthchecks:
             for project in self.projects:  # record no key values
                 path = path.replace("/ping/%s/" % project["ping_key"], "/ping/<ping_key>/")
             self.log.append(dict(method=req.method, path=path + ("?" + req.query_string if req.query_string else ""),
-                                 status=answer.status))
+                                 status=answer.status, check=concerns))
             return answer
 
 

@@ -108,6 +108,14 @@ def hc_api(path, method="GET"):
     return json.loads(body) if body else None
 
 
+def hc_requests():
+    """The lab Healthchecks' log of API calls, oldest first: method, path, status and `check`, the name of the check
+    a call is about (None for lists and channels). Test modules run side by side and share the server: a test reads
+    the calls about its own checks made after a cursor (the log's length before), and never clears the log."""
+    with urllib.request.urlopen(HC_ADMIN + "/requests", timeout=10) as res:
+        return [r for r in json.load(res)["requests"] if r["path"].startswith("/api/")]
+
+
 def hc_pings(check):
     """Every ping the lab's Healthchecks received for the check named CHECK (<host>-<job>), oldest first."""
     with urllib.request.urlopen(HC_ADMIN + "/pings", timeout=10) as res:

@@ -400,6 +400,28 @@ def test_fault_injection_and_request_log(hc):
     assert call(hc, "GET", API + "checks/?tag=x")[0] == 503
 
 
+def test_the_request_log_names_the_check_each_request_is_about():
+    """Several clients share the lab's server: a reader of the log picks the requests about its own checks."""
+    with FakeHealthchecks() as hc:
+        created = call(hc, "POST", API + "checks/", {"name": "web01-backup", "tags": "host-web01"})[2]
+        code = created["uuid"]
+        call(hc, "POST", API + "checks/", {"name": "web02-backup", "unique": ["name"]})
+        call(hc, "GET", API + "checks/?tag=host-web01")
+        call(hc, "POST", API + "checks/%s" % code, {"grace": 120})
+        call(hc, "POST", API + "checks/%s/pause" % code)
+        call(hc, "GET", API + "channels/")
+        call(hc, "DELETE", API + "checks/%s" % code)
+        call(hc, "POST", API + "checks/%s/resume" % code)  # gone: nothing to name
+        call(hc, "POST", API + "checks/", "not json")
+        assert [(r["method"], r["path"].split("?")[0].replace(code, "<uuid>"), r["status"], r["check"])
+                for r in hc.requests()] == [
+            ("POST", API + "checks/", 201, "web01-backup"), ("POST", API + "checks/", 201, "web02-backup"),
+            ("GET", API + "checks/", 200, None), ("POST", API + "checks/<uuid>", 200, "web01-backup"),
+            ("POST", API + "checks/<uuid>/pause", 200, "web01-backup"), ("GET", API + "channels/", 200, None),
+            ("DELETE", API + "checks/<uuid>", 200, "web01-backup"), ("POST", API + "checks/<uuid>/resume", 404, None),
+            ("POST", API + "checks/", 400, None)]
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -436,7 +458,7 @@ def test_standalone_process_with_config(tmp_path, python):
         assert doc["ping_url"] == "http://hc.lab:8000/ping/" + doc["uuid"] and doc["channels"] == channel
         conn.request("GET", "/_admin/requests")
         assert json.loads(conn.getresponse().read())["requests"] == [
-            {"method": "POST", "path": API + "checks/", "status": 201}]
+            {"method": "POST", "path": API + "checks/", "status": 201, "check": "x"}]
     finally:
         proc.terminate()
         proc.wait(10)
