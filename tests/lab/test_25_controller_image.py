@@ -5,6 +5,7 @@ nothing and transfers nothing (no copy, no load on any VM)."""
 
 import json
 import os
+import re
 import subprocess
 import tarfile
 import time
@@ -44,12 +45,14 @@ def run(inventory, *args):
     return playbook("-i", str(inventory), "--limit", ",".join(VMS), "-e", "cloud_backup_image_source=controller", *args)
 
 
-def archive_image_id(ref):
-    """The image ID inside the controller's compressed archive of REF (its manifest's config blob)."""
+def archive_image_id(out, ref):
+    """The image ID inside the controller's compressed archive of REF (its manifest's config blob). The archive is the
+    one the play's output names (the loop label of the task that keeps it: the host model's image.archive), in
+    cloud_backup_image_cache_dir."""
+    (line,) = task_results(out, "Keep the image compressed on the controller")
+    name = re.search(r"\(item=([^)]+)\)", line).group(1)
     group_vars = yaml.safe_load(open(os.path.join(LAB_INVENTORY, "group_vars", "all.yml")))
-    name, tag = ref.rsplit(":", 1)
-    path = os.path.join(group_vars["cloud_backup_image_cache_dir"], "%s-%s.tar.gz" % (name.replace("/", "_"), tag))
-    with tarfile.open(path, "r:gz") as archive:
+    with tarfile.open(os.path.join(group_vars["cloud_backup_image_cache_dir"], name), "r:gz") as archive:
         manifest = json.load(archive.extractfile("manifest.json"))
     (entry,) = [m for m in manifest if ref in (m.get("RepoTags") or [])]
     return "sha256:" + entry["Config"].rsplit("/", 1)[-1].replace(".json", "")
@@ -85,7 +88,7 @@ def test_one_image_id_on_every_vm_the_controllers(fleet):
     ref = vm_exec(VMS["ci1"], "docker inspect -f '{{.Config.Image}}' cloud-backup").stdout.strip()
     # the image of the controller's archive: built there once (the archive stays when the controller's engine has
     # pruned the image since)
-    assert archive_image_id(ref) == set(ids.values()).pop()
+    assert archive_image_id(first.out, ref) == set(ids.values()).pop()
     for vm in VMS.values():
         # nothing was built on the VM (no build context) and the shipped archive did not stay
         left = vm_exec(vm, "ls -A /opt/cloud-backup").stdout.split()
