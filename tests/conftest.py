@@ -27,28 +27,13 @@ TOGETHER = {
     "lab-fleet": ("tests/lab/test_10_bad_input.py", "tests/lab/test_20_rollout.py", "tests/lab/test_30_monitoring.py",
                   "tests/lab/test_60_secrets.py"),
 }
-FIRST = (  # seconds each took on a worker in a run of the suite on 3 workers (2 cores, all busy), longest first
-    "lab-fleet",                                          # 510
-    "tests/lab/test_70_faults.py",                        # 389
-    "tests/lab/test_50_day2.py",                          # 369
-    "tests/lab/test_51_decommission.py",                  # 275
-    "tests/integration/test_oidc_agent_module.py",        # 237
-    "tests/lab/test_42_service_account.py",               # 213
-    "tests/molecule/test_molecule.py",                    # 200
-    "tests/lab/test_80_ssh.py",                           # 183
-    "tests/lab/test_40_destinations.py",                  # 177
-    "tests/lab/test_36_timezone.py",                      # 160
-    "tests/lab/test_37_monitoring_resume.py",             # 152
-    "tests/integration/test_healthchecks_modules.py",     # 145
-    "tests/lab/test_25_controller_image.py",              # 139
-    "tests/integration/test_restic_modules.py",           # 122
-    "tests/lab/test_85_status_page.py",                   # 104
-    "tests/lab/test_41_oidc_infn.py",                     # 84
-    "tests/lab/test_05_fresh_host.py",                    # 65
-    "tests/lab/test_90_awx_runner.py",                    # 58
-    "quality",                                            # 57
-    "tests/lab/test_61_secrets_files.py",                 # 51
-    "tests/lab/test_35_scheduler.py",                     # 50
+FIRST = (
+    "lab-fleet", "tests/lab/test_70_faults.py", "tests/lab/test_51_decommission.py", "tests/lab/test_50_day2.py",
+    "tests/integration/test_oidc_agent_module.py", "tests/lab/test_80_ssh.py", "tests/lab/test_40_destinations.py",
+    "tests/molecule/test_molecule.py", "tests/lab/test_85_status_page.py", "tests/lab/test_42_service_account.py",
+    "tests/lab/test_36_timezone.py", "tests/lab/test_37_monitoring_resume.py", "tests/lab/test_25_controller_image.py",
+    "tests/integration/test_healthchecks_modules.py", "tests/integration/test_restic_modules.py", "quality",
+    "tests/lab/test_41_oidc_infn.py", "tests/lab/test_05_fresh_host.py", "tests/lab/test_90_awx_runner.py",
 )
 
 
