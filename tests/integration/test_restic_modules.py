@@ -216,7 +216,9 @@ def test_unreachable_backend_fails_within_the_timeout(tmp_path, backups):
     assert failed['failed'] is True and failed['rc'] == 124
     assert 'backend unreachable or timed out' in failed['msg'] and 'within %d s' % TIMEOUT in failed['msg']
     assert 'connection refused' in failed['stderr']
-    assert elapsed < TIMEOUT + 6, 'took %.0f s' % elapsed
+    # the whole play (ansible-playbook's start, docker exec) on top of the timeout: seconds, more when every core is
+    # busy (16 s once with the suite's three workers); restic alone retries for 15 minutes
+    assert elapsed < TIMEOUT + 30, 'took %.0f s' % elapsed
     # restic itself was stopped inside the container, not left retrying for 15 minutes.
     assert docker('exec', backup.name, 'pgrep', '-x', 'restic', check=False).returncode == 1
 
