@@ -116,6 +116,12 @@ def hc_requests():
         return [r for r in json.load(res)["requests"] if r["path"].startswith("/api/")]
 
 
+def hc_writes(since, hosts):
+    """The API write calls (method, path) after the cursor SINCE about the checks of HOSTS (named <host>-<job>)."""
+    return [(r["method"], r["path"]) for r in hc_requests()[since:]
+            if r["method"] != "GET" and any((r["check"] or "").startswith(host + "-") for host in hosts)]
+
+
 def hc_pings(check):
     """Every ping the lab's Healthchecks received for the check named CHECK (<host>-<job>), oldest first."""
     with urllib.request.urlopen(HC_ADMIN + "/pings", timeout=10) as res:

@@ -16,7 +16,7 @@ import uuid
 import boto3
 import pytest
 
-from labkit import REPO, hc_api, hc_requests, lab_vms, playbook, run_job
+from labkit import REPO, hc_api, hc_requests, hc_writes, lab_vms, playbook, run_job
 
 RUN = uuid.uuid4().hex[:6]
 HOST = "m37%s" % RUN
@@ -35,8 +35,7 @@ def checks():
 
 def api_writes(since):
     """The write calls about this host's checks after the cursor SINCE (other modules write to the server meanwhile)."""
-    return [(r["method"], r["path"]) for r in hc_requests()[since:]
-            if r["method"] != "GET" and (r["check"] or "").startswith(HOST + "-")]
+    return hc_writes(since, [HOST])
 
 
 def cursor():
