@@ -6,6 +6,7 @@
 #   lab/lab.sh images     only build the images
 #   lab/lab.sh prepare-vm NAME  load the lab images into a VM made elsewhere (molecule) and seed its data
 #   lab/lab.sh extra-vm NAME [persistent]  one more VM (dynamic address) outside the inventory, for tests
+#   lab/lab.sh vm-disk    print the path of the VMs' engine directory with the lab images (molecule's VMs start from it)
 #   lab/lab.sh down       remove the VMs, the S3 server and the network
 #   lab/lab.sh status     list what runs
 # Everything is named infn-lab-*; nothing but loopback and these containers is ever contacted.
@@ -22,6 +23,8 @@ VM_RUN_FLAGS=(
   --security-opt seccomp=unconfined --security-opt apparmor=unconfined
   "--device-cgroup-rule=a *:* rmw" --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw
   --tmpfs /var/lib/docker:exec -e DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1
+  # the compiled code of Ansible's module payloads, shared by the VMs (lab/images/vm/pycode_cache.py)
+  -v "${LAB_PYCODE}:/var/cache/infn-lab-pycode"
 )
 
 build_images() {
@@ -78,6 +81,7 @@ vm_disk() {
   local key file
   key="$(docker image inspect -f '{{.Id}}' "${VM_IMAGE}" "${LAB_BASE_IMAGE}" infn-lab/ofelia-standin:0.3.21 | sha256sum | cut -c1-12)"
   file="${LAB_CACHE}/vm-disk-${key}.tar"
+  mkdir -p -m 0755 "${LAB_PYCODE}"
   (
     flock 9
     [ -s "${file}" ] && exit 0
@@ -295,6 +299,7 @@ case "${1:-}" in
   up) lab_up "${2:-3}" ;;
   images) build_images ;;
   prepare-vm) prepare_vm "${2:?usage: lab/lab.sh prepare-vm NAME}" ;;
+  vm-disk) VM_IMAGE="$(build_image infn-lab/vm "${LAB_ROOT}/images/vm")"; vm_disk; echo ;;
   extra-vm) extra_vm "${2:?usage: lab/lab.sh extra-vm NAME [persistent]}" "${3:-}" ;;
   down) lab_down ;;
   status) docker ps --filter label=infn-lab=1 --format 'table {{.Names}}\t{{.Status}}\t{{.Image}}' ;;

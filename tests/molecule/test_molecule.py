@@ -10,8 +10,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def test_molecule_default_scenario():
     molecule = os.path.join(os.path.dirname(sys.executable), "molecule")
-    result = subprocess.run([molecule, "test", "-s", "default"], cwd=REPO, capture_output=True, text=True,
-                            env=dict(os.environ, ANSIBLE_FORCE_COLOR="0", PY_COLORS="0", NO_COLOR="1"), timeout=2400)
+    # the VMs start from the lab's engine directory, as the lab's own do (molecule.yml)
+    disk = subprocess.run(["bash", "lab/lab.sh", "vm-disk"], cwd=REPO, capture_output=True, text=True, check=True)
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", PY_COLORS="0", NO_COLOR="1", MOLECULE_VM_DISK=disk.stdout.strip())
+    result = subprocess.run([molecule, "test", "-s", "default"], cwd=REPO, capture_output=True, text=True, env=env,
+                            timeout=2400)
     out = result.stdout + result.stderr
     with open(os.path.join(REPO, ".cache", "molecule.log"), "w") as log:
         log.write(out)
