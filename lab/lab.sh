@@ -5,7 +5,7 @@
 #                         same VMs over SSH as ubuntu with sudo, the lab key and known_hosts in .lab/ssh)
 #   lab/lab.sh images     only build the images
 #   lab/lab.sh prepare-vm NAME  load the lab images into a VM made elsewhere (molecule) and seed its data
-#   lab/lab.sh extra-vm NAME [persistent]  one more VM (dynamic address) outside the inventory, for tests
+#   lab/lab.sh extra-vm NAME [persistent] [with-image]  one more VM (dynamic address) outside the inventory, for tests
 #   lab/lab.sh vm-disk    print the path of the VMs' engine directory with the lab images (molecule's VMs start from it)
 #   lab/lab.sh down       remove the VMs, the S3 server and the network
 #   lab/lab.sh status     list what runs
@@ -73,20 +73,23 @@ start_healthchecks() {
   wait_http infn-lab-hc "http://127.0.0.1:${LAB_HC_PORT_LOCAL}/_admin/checks" "the Healthchecks fake"
 }
 
-# vm_disk: the Docker engine's directory (/var/lib/docker) of a VM into which the lab's images (the base image and the
-# ofelia stand-in) have been loaded, as a tar made once per set of images (LAB_CACHE/vm-disk-<hash>.tar, the engine
-# stopped first). Each new VM starts from it (boot_flags) instead of a `docker save | docker load` of those images:
-# the same images in its engine, for a fraction of the CPU (every VM shares this machine's two cores).
+# vm_disk [IMAGE]: the Docker engine's directory (/var/lib/docker) of a VM into which the lab's images (the base image
+# and the ofelia stand-in, and IMAGE when given: the fleet's backup image) have been loaded, as a tar made once per set
+# of images (LAB_CACHE/vm-disk-<hash>[-<hash of IMAGE>].tar, the engine stopped first). Each new VM starts from it
+# (boot_flags) instead of a `docker save | docker load` of those images: the same images in its engine, for a fraction
+# of the CPU (every VM shares this machine's two cores).
 vm_disk() {
-  local key file
-  key="$(docker image inspect -f '{{.Id}}' "${VM_IMAGE}" "${LAB_BASE_IMAGE}" infn-lab/ofelia-standin:0.3.21 | sha256sum | cut -c1-12)"
+  local extra="${1:-}" base key file
+  base="$(docker image inspect -f '{{.Id}}' "${VM_IMAGE}" "${LAB_BASE_IMAGE}" infn-lab/ofelia-standin:0.3.21 | sha256sum | cut -c1-12)"
+  key="${base}"
+  [ -z "${extra}" ] || key="${base}-$(docker image inspect -f '{{.Id}}' "${extra}" | sha256sum | cut -c1-12)"
   file="${LAB_CACHE}/vm-disk-${key}.tar"
   mkdir -p -m 0755 "${LAB_PYCODE}"
   (
     flock 9
     [ -s "${file}" ] && exit 0
-    log "making the VMs' engine directory with the lab images loaded (${file})"
-    docker save "${LAB_BASE_IMAGE}" infn-lab/ofelia-standin:0.3.21 \
+    log "making the VMs' engine directory with the lab images${extra:+ and ${extra}} loaded (${file})"
+    docker save "${LAB_BASE_IMAGE}" infn-lab/ofelia-standin:0.3.21 ${extra:+"${extra}"} \
       | docker run -i --rm --label infn-lab=1 "${VM_RUN_FLAGS[@]}" --entrypoint /bin/sh "${VM_IMAGE}" -c '
           dockerd --host=unix:///var/run/docker.sock >/tmp/dockerd.log 2>&1 & pid=$!
           for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
@@ -95,8 +98,8 @@ vm_disk() {
           rm -f /var/lib/docker/engine-id
           tar --xattrs --xattrs-include="*" -cf - -C /var/lib/docker .' >"${file}.tmp.$$" \
       && mv "${file}.tmp.$$" "${file}" || { rm -f "${file}.tmp.$$"; die "could not make ${file}"; }
-    # older disks of other image sets are removed
-    find "${LAB_CACHE}" -maxdepth 1 -name 'vm-disk-*.tar' ! -name "vm-disk-${key}.tar" -delete
+    # older disks are removed: those of other sets of lab images, and those with another backup image
+    find "${LAB_CACHE}" -maxdepth 1 -name 'vm-disk-*.tar' ! -name "vm-disk-${base}.tar" ! -name "vm-disk-${key}.tar" -delete
   ) 9>"${LAB_CACHE}/vm-disk.lock" || die "no engine directory for the VMs"
   printf '%s' "${file}"
 }
@@ -200,19 +203,33 @@ echo 'alice notes' > /home/alice/notes.txt
 SEED
 }
 
-# extra_vm NAME [persistent]: a fresh VM named NAME with a dynamic address, prepared like the others.
+# extra_vm NAME [persistent] [with-image]: a fresh VM named NAME with a dynamic address, prepared like the others.
 # persistent: its engine's state lives in a volume instead of tmpfs, so it survives a reboot
 # (docker restart NAME), like a real VM's disk.
+# with-image: the fleet's backup image (named by lab/fleet-image.yml in .lab/fleet-image) is in its engine already,
+# when this machine's engine has it (a rollout built it here); else the VM starts without it and the rollout loads it.
 extra_vm() {
-  local name="$1" flags=("${VM_RUN_FLAGS[@]}") disk
+  local name="$1" flags=("${VM_RUN_FLAGS[@]}") disk option persistent=0 image=""
+  shift
+  for option in "$@"; do
+    case "${option}" in
+      persistent) persistent=1 ;;
+      with-image) image="$(cat "${LAB_STATE}/fleet-image" 2>/dev/null || true)" ;;
+      *) die "extra-vm: unknown option '${option}' (persistent, with-image)" ;;
+    esac
+  done
+  if [ -n "${image}" ] && ! image_exists "${image}"; then
+    log "${image} is not on this engine yet: ${name} starts without it"
+    image=""
+  fi
   VM_IMAGE="$(build_image infn-lab/vm "${LAB_ROOT}/images/vm")"
   docker rm -f "${name}" >/dev/null 2>&1 || true
-  if [ "${2:-}" = persistent ]; then
+  if [ "${persistent}" = 1 ]; then
     docker volume rm -f "${name}-disk" >/dev/null 2>&1 || true
     flags=("${flags[@]/--tmpfs/-v}")
     flags=("${flags[@]/\/var\/lib\/docker:exec/${name}-disk:/var/lib/docker}")
   fi
-  disk="$(vm_disk)"
+  disk="$(vm_disk "${image}")"
   boot_flags "${disk}"
   docker run -d --name "${name}" --hostname "${name}" --network "${LAB_NET}" --label infn-lab=1 \
     "${flags[@]}" "${BOOT_FLAGS[@]}" "${VM_IMAGE}" "${BOOT_ARGS[@]}" >/dev/null
@@ -300,7 +317,7 @@ case "${1:-}" in
   images) build_images ;;
   prepare-vm) prepare_vm "${2:?usage: lab/lab.sh prepare-vm NAME}" ;;
   vm-disk) VM_IMAGE="$(build_image infn-lab/vm "${LAB_ROOT}/images/vm")"; vm_disk; echo ;;
-  extra-vm) extra_vm "${2:?usage: lab/lab.sh extra-vm NAME [persistent]}" "${3:-}" ;;
+  extra-vm) shift; extra_vm "${1:?usage: lab/lab.sh extra-vm NAME [persistent] [with-image]}" "${@:2}" ;;
   down) lab_down ;;
   status) docker ps --filter label=infn-lab=1 --format 'table {{.Names}}\t{{.Status}}\t{{.Image}}' ;;
   *) echo "usage: lab/lab.sh up [N] | images | down | status" >&2; exit 2 ;;

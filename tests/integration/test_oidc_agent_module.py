@@ -36,6 +36,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.path.dirname(sys.executable)
 IMAGE = 'infn-cloud/cloud-backup:latest'
 VM_IMAGE = 'infn-lab/vm:latest'
+# the compiled code of Ansible's module payloads, shared with the lab's VMs (lab/images/vm/pycode_cache.py)
+PYCODE = os.path.join(os.environ.get('LAB_CACHE', '/var/cache/infn-cloud-backup'), 'vm-pycode')
 RUN = uuid.uuid4().hex[:8]
 LABEL = 'infn-test=oidc-%s' % RUN
 ACCOUNT = 'cloud-backup'
@@ -136,7 +138,8 @@ class Host:
         docker('run', '-d', '--name', self.backup, '--network', 'host', '--init', '--label', LABEL,
                '-v', '%s:%s:ro' % (provider.ca, CA_IN_CONTAINER), IMAGE, 'sleep', 'infinity')
         docker('run', '-d', '--name', self.vm, '--network', 'host', '--label', LABEL,
-               '-v', '/var/run/docker.sock:/var/run/docker.sock', '--entrypoint', 'sleep', VM_IMAGE, 'infinity')
+               '-v', '/var/run/docker.sock:/var/run/docker.sock', '-v', '%s:/var/cache/infn-lab-pycode' % PYCODE,
+               '--entrypoint', 'sleep', VM_IMAGE, 'infinity')
 
     def sh(self, script, password=None, check=False):
         """A shell script in the backup container (the test's own look, not the module's)."""

@@ -27,7 +27,7 @@ def rolled_out(tmp_path_factory):
     lab_vms()  # the lab network, S3 and Healthchecks must be up
     tmp = tmp_path_factory.mktemp("s35")
     try:
-        res = subprocess.run(["bash", "lab/lab.sh", "extra-vm", VM], cwd=REPO, capture_output=True, text=True,
+        res = subprocess.run(["bash", "lab/lab.sh", "extra-vm", VM, "with-image"], cwd=REPO, capture_output=True, text=True,
                              timeout=600)
         assert res.returncode == 0, res.stderr[-2000:]
         vm_exec(VM, "mkdir -p /srv/data/sub && head -c 500000 /dev/urandom > /srv/data/blob.bin"

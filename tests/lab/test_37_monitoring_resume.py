@@ -45,7 +45,7 @@ def cursor():
 @pytest.fixture(scope="module")
 def inventory(tmp_path_factory):
     lab_vms()  # the lab's network, S3 and Healthchecks must be up
-    started = subprocess.run(["bash", "lab/lab.sh", "extra-vm", VM], cwd=REPO, capture_output=True, text=True, timeout=600)
+    started = subprocess.run(["bash", "lab/lab.sh", "extra-vm", VM, "with-image"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert started.returncode == 0, started.stdout + started.stderr
     path = tmp_path_factory.mktemp("m37") / "hosts.yml"
     path.write_text("all:\n  children:\n    cloud_backup:\n      hosts:\n        %s: {ansible_host: %s}\n" % (HOST, VM))

@@ -99,7 +99,7 @@ def lab(tmp_path_factory):
             assert http("http://%s:5000/%s" % (sts_ip, bucket), "PUT")[0] == 200
         # every host key of the server (the SSH client may negotiate any of their types), as ssh-keyscan gives them
         host_keys = docker("exec", SFTP, "sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub").stdout.splitlines()
-        res = subprocess.run(["bash", "lab/lab.sh", "extra-vm", VM], cwd=REPO, capture_output=True, text=True, timeout=600)
+        res = subprocess.run(["bash", "lab/lab.sh", "extra-vm", VM, "with-image"], cwd=REPO, capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stderr[-2000:]
         vm_exec(VM, "mkdir -p /srv/data/sub /opt/cloud-backup/destinations && head -c 3000000 /dev/urandom > /srv/data/big.bin"
                     " && for i in $(seq 1 30); do seq 1 $((i * 300)) > /srv/data/sub/f$i.txt; done"

@@ -138,7 +138,7 @@ def lab(tmp_path_factory):
             except OSError:
                 time.sleep(0.5)
         urllib.request.urlopen(urllib.request.Request("http://%s:5000/infn-backups" % sts_ip, method="PUT"), timeout=10)
-        res = subprocess.run(["bash", "lab/lab.sh", "extra-vm", VM], cwd=REPO, capture_output=True, text=True, timeout=600)
+        res = subprocess.run(["bash", "lab/lab.sh", "extra-vm", VM, "with-image"], cwd=REPO, capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stderr[-2000:]
         ca = open(provider.ca).read()
         vm_exec(VM, "mkdir -p /srv/data /opt/cloud-backup/destinations && seq 1 50000 > /srv/data/numbers.txt"

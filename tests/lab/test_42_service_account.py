@@ -164,7 +164,7 @@ def lab(tmp_path_factory):
         provider = Provider(tmp / "oidc", here)
         wait_for("moto (STS)", lambda: http("http://%s:5000/_lab/events" % sts_ip)[0] == 200)
         assert http("http://%s:5000/%s" % (sts_ip, BUCKET), "PUT")[0] == 200
-        procs = [subprocess.Popen(["bash", "lab/lab.sh", "extra-vm", vm], cwd=REPO, stdout=subprocess.PIPE,
+        procs = [subprocess.Popen(["bash", "lab/lab.sh", "extra-vm", vm, "with-image"], cwd=REPO, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for vm in VMS.values()]
         for proc in procs:
             out, err = proc.communicate(timeout=600)

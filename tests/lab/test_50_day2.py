@@ -83,7 +83,7 @@ def fleet(tmp_path_factory):
     run = uuid.uuid4().hex[:8]
     prefixes = {host: "day2-%s-%s" % (run, host) for host in VMS}
     delete_checks()  # left over by an interrupted earlier run
-    starts = [subprocess.Popen(["bash", "lab/lab.sh", "extra-vm", vm], cwd=REPO, stdout=subprocess.DEVNULL,
+    starts = [subprocess.Popen(["bash", "lab/lab.sh", "extra-vm", vm, "with-image"], cwd=REPO, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE) for vm in VMS.values()]
     for proc in starts:
         assert proc.wait(timeout=600) == 0, proc.stderr.read()

@@ -128,7 +128,7 @@ def lab(tmp_path_factory):
         res = subprocess.run(["bash", "-c", "source lab/lib.sh && build_image infn-lab/sftp lab/images/sftp"], cwd=REPO,
                              capture_output=True, text=True, timeout=900)
         assert res.returncode == 0, res.stderr[-2000:]
-        starts = [subprocess.Popen(["bash", "lab/lab.sh", "extra-vm", vm], cwd=REPO, stdout=subprocess.DEVNULL,
+        starts = [subprocess.Popen(["bash", "lab/lab.sh", "extra-vm", vm, "with-image"], cwd=REPO, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE) for vm in VMS.values()]
         os.chmod(tmp, 0o777)
         docker("run", "--rm", "-v", "%s:/k" % tmp, "--entrypoint", "ssh-keygen", "infn-cloud/cloud-backup:latest",

@@ -50,7 +50,7 @@ def host(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("h13sec")
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "h13", "-f", str(tmp / "id")], check=True)
     key = (tmp / "id").read_text()
-    started = subprocess.run(["bash", "lab/lab.sh", "extra-vm", VM], cwd=REPO, capture_output=True, text=True, timeout=600)
+    started = subprocess.run(["bash", "lab/lab.sh", "extra-vm", VM, "with-image"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert started.returncode == 0, started.stdout + started.stderr
     vm_exec(VM, "mkdir -p /srv/www && head -c 200000 /dev/urandom > /srv/www/blob && echo hello > /srv/www/index.html")
     group = yaml.safe_load(open(LAB_INVENTORY + "/group_vars/all.yml"))

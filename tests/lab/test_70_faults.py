@@ -22,7 +22,7 @@ SOURCES = '{"cloud_backup_sources": [{"name": "www", "path": "/srv/www"}]}'
 def inventory(tmp_path_factory):
     lab_vms()  # the lab's network, S3 and Healthchecks must be up
     for container in VMS.values():
-        subprocess.run(["bash", "lab/lab.sh", "extra-vm", container, "persistent"], cwd=REPO, check=True,
+        subprocess.run(["bash", "lab/lab.sh", "extra-vm", container, "persistent", "with-image"], cwd=REPO, check=True,
                        capture_output=True)
     path = tmp_path_factory.mktemp("faults") / "hosts.yml"
     path.write_text("all:\n  children:\n    cloud_backup:\n      hosts:\n" + "".join(

@@ -76,7 +76,7 @@ def reports(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("status_page")
     delete_checks()  # left over by an interrupted earlier run
     try:
-        starts = [subprocess.Popen(["bash", "lab/lab.sh", "extra-vm", vm], cwd=REPO, stdout=subprocess.DEVNULL,
+        starts = [subprocess.Popen(["bash", "lab/lab.sh", "extra-vm", vm, "with-image"], cwd=REPO, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE) for vm in vms.values()]
         for proc in starts:
             assert proc.wait(timeout=600) == 0, proc.stderr.read()

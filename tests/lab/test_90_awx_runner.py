@@ -93,7 +93,7 @@ def awx(tmp_path_factory):
     vault password (a Vault credential). Yields the secrets no job may show."""
     lab_vms()  # the lab's network, S3 and Healthchecks must be up
     try:
-        started = subprocess.run(["bash", "lab/lab.sh", "extra-vm", VM], cwd=REPO, capture_output=True, text=True,
+        started = subprocess.run(["bash", "lab/lab.sh", "extra-vm", VM, "with-image"], cwd=REPO, capture_output=True, text=True,
                                  timeout=600)
         assert started.returncode == 0, started.stdout + started.stderr
         work = tmp_path_factory.mktemp("awx90")
