@@ -23,9 +23,12 @@ VM_RUN_FLAGS=(
   --security-opt seccomp=unconfined --security-opt apparmor=unconfined
   "--device-cgroup-rule=a *:* rmw" --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw
   --tmpfs /var/lib/docker:exec -e DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1
-  # the compiled code of Ansible's module payloads, shared by the VMs (lab/images/vm/pycode_cache.py)
-  -v "${LAB_PYCODE}:/var/cache/infn-lab-pycode"
 )
+# the compiled code of Ansible's module payloads, shared by the VMs (lab/images/vm/pycode_cache.py); without the
+# directory (LAB_PYCODE_CACHE=off: the benchmarks, which time what a real VM does) every run compiles its modules
+if [ "${LAB_PYCODE_CACHE:-on}" != off ]; then
+  VM_RUN_FLAGS+=(-v "${LAB_PYCODE}:/var/cache/infn-lab-pycode")
+fi
 
 build_images() {
   ensure_engine
