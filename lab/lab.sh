@@ -6,7 +6,9 @@
 #   lab/lab.sh images     only build the images
 #   lab/lab.sh prepare-vm NAME  load the lab images into a VM made elsewhere (molecule) and seed its data
 #   lab/lab.sh extra-vm NAME [persistent] [with-image]  one more VM (dynamic address) outside the inventory, for tests
-#   lab/lab.sh vm-disk    print the path of the VMs' engine directory with the lab images (molecule's VMs start from it)
+#   lab/lab.sh vm-volumes the volumes of a VM started elsewhere (molecule, the oidc module tests), as NAME=SPEC lines:
+#                         the engine directory with the lab images it boots from, the shared compiled-code cache
+#   lab/lab.sh fleet-image  name the lab fleet's backup image for `extra-vm ... with-image` (lab/fleet-image.yml)
 #   lab/lab.sh down       remove the VMs, the S3 server and the network
 #   lab/lab.sh status     list what runs
 # Everything is named infn-lab-*; nothing but loopback and these containers is ever contacted.
@@ -24,11 +26,17 @@ VM_RUN_FLAGS=(
   "--device-cgroup-rule=a *:* rmw" --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw
   --tmpfs /var/lib/docker:exec -e DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1
 )
-# the compiled code of Ansible's module payloads, shared by the VMs (lab/images/vm/pycode_cache.py); without the
-# directory (LAB_PYCODE_CACHE=off: the benchmarks, which time what a real VM does) every run compiles its modules
-if [ "${LAB_PYCODE_CACHE:-on}" != off ]; then
-  VM_RUN_FLAGS+=(-v "${LAB_PYCODE}:/var/cache/infn-lab-pycode")
+# The compiled code of Ansible's module payloads, kept by the VMs in /var/cache/infn-lab-pycode
+# (lab/images/vm/pycode_cache.py) and shared through LAB_PYCODE; with LAB_PYCODE_CACHE=off (the benchmarks, which
+# time what a real VM does) that directory is an empty one, read-only, and every run compiles its modules.
+# `lab/lab.sh vm-volumes` gives this and the disk's volume to the VMs started elsewhere (molecule, the oidc tests).
+LAB_PYCODE="${LAB_CACHE}/vm-pycode"
+PYCODE_VOLUME="${LAB_PYCODE}:/var/cache/infn-lab-pycode"
+if [ "${LAB_PYCODE_CACHE:-on}" = off ]; then
+  LAB_PYCODE="${LAB_CACHE}/vm-pycode-off"
+  PYCODE_VOLUME="${LAB_PYCODE}:/var/cache/infn-lab-pycode:ro"
 fi
+VM_RUN_FLAGS+=(-v "${PYCODE_VOLUME}")
 
 build_images() {
   ensure_engine
@@ -107,11 +115,17 @@ vm_disk() {
   printf '%s' "${file}"
 }
 
-# boot_flags DISK: docker run flags that start a VM whose engine directory is empty (a new VM; a persistent one at its
-# first boot) from DISK, then boot it as lab/images/vm/vm-init does.
+# boot_flags DISK: the docker run flags that mount DISK where a VM's boot (lab/images/vm/vm-init) unpacks it into an
+# empty engine directory (a new VM; a persistent one at its first boot).
 boot_flags() {
-  BOOT_FLAGS=(-v "$1:/var/lib/docker-disk.tar:ro" --entrypoint /bin/sh)
-  BOOT_ARGS=(-c '[ -n "$(ls -A /var/lib/docker)" ] || tar --xattrs --xattrs-include="*" -xf /var/lib/docker-disk.tar -C /var/lib/docker; exec /usr/local/sbin/vm-init')
+  BOOT_FLAGS=(-v "$(disk_volume "$1")")
+}
+disk_volume() { printf '%s:/var/lib/docker-disk.tar:ro' "$1"; }
+
+# vm_volumes: the volumes of a VM started outside this script, as NAME=SPEC lines (docker run -v SPEC)
+vm_volumes() {
+  VM_IMAGE="$(build_image infn-lab/vm "${LAB_ROOT}/images/vm")"
+  printf 'LAB_VM_DISK_VOLUME=%s\nLAB_VM_PYCODE_VOLUME=%s\n' "$(disk_volume "$(vm_disk)")" "${PYCODE_VOLUME}"
 }
 
 # start_vm I: the VM infn-lab-vmI at 172.31.240.(100+I), with the lab's images in its engine.
@@ -122,7 +136,7 @@ start_vm() {
     disk="$(vm_disk)"
     boot_flags "${disk}"
     docker run -d --name "${name}" --hostname "vm${i}" --network "${LAB_NET}" --ip "172.31.240.$((100 + i))" \
-      --label infn-lab=1 "${VM_RUN_FLAGS[@]}" "${BOOT_FLAGS[@]}" "${VM_IMAGE}" "${BOOT_ARGS[@]}" >/dev/null
+      --label infn-lab=1 "${VM_RUN_FLAGS[@]}" "${BOOT_FLAGS[@]}" "${VM_IMAGE}" >/dev/null
   fi
   for _ in $(seq 1 60); do
     docker exec "${name}" docker info >/dev/null 2>&1 && break
@@ -235,7 +249,7 @@ extra_vm() {
   disk="$(vm_disk "${image}")"
   boot_flags "${disk}"
   docker run -d --name "${name}" --hostname "${name}" --network "${LAB_NET}" --label infn-lab=1 \
-    "${flags[@]}" "${BOOT_FLAGS[@]}" "${VM_IMAGE}" "${BOOT_ARGS[@]}" >/dev/null
+    "${flags[@]}" "${BOOT_FLAGS[@]}" "${VM_IMAGE}" >/dev/null
   for _ in $(seq 1 60); do
     docker exec "${name}" docker info >/dev/null 2>&1 && break
     sleep 0.5
@@ -319,9 +333,10 @@ case "${1:-}" in
   up) lab_up "${2:-3}" ;;
   images) build_images ;;
   prepare-vm) prepare_vm "${2:?usage: lab/lab.sh prepare-vm NAME}" ;;
-  vm-disk) VM_IMAGE="$(build_image infn-lab/vm "${LAB_ROOT}/images/vm")"; vm_disk; echo ;;
+  vm-volumes) vm_volumes ;;
+  fleet-image) ansible-playbook "${LAB_ROOT}/fleet-image.yml" -e "lab_fleet_image_file=${LAB_STATE}/fleet-image" ;;
   extra-vm) shift; extra_vm "${1:?usage: lab/lab.sh extra-vm NAME [persistent] [with-image]}" "${@:2}" ;;
   down) lab_down ;;
   status) docker ps --filter label=infn-lab=1 --format 'table {{.Names}}\t{{.Status}}\t{{.Image}}' ;;
-  *) echo "usage: lab/lab.sh up [N] | images | down | status" >&2; exit 2 ;;
+  *) echo "usage: lab/lab.sh up [N] | images | prepare-vm NAME | extra-vm NAME [persistent] [with-image] | vm-volumes | fleet-image | down | status" >&2; exit 2 ;;
 esac

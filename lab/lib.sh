@@ -8,8 +8,6 @@ LAB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "${LAB_ROOT}/.." && pwd)"
 # Caches that survive between runs on the same machine (CI reuses them when inputs are unchanged).
 LAB_CACHE="${LAB_CACHE:-/var/cache/infn-cloud-backup}"
-# the lab VMs' cache of compiled module code (lab/images/vm/pycode_cache.py), mounted into each VM
-LAB_PYCODE="${LAB_CACHE}/vm-pycode"
 LAB_NET="${LAB_NET:-infn-lab}"
 LAB_SUBNET="${LAB_SUBNET:-172.31.240.0/24}"
 # Addresses below .128 are given out by the lab scripts, the rest dynamically (molecule's VMs).

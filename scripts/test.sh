@@ -11,7 +11,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 bash lab/lab.sh up 3
 # the fleet's backup image, as the host model names it: the tests' VMs started `with-image` have it (lab/lab.sh)
-fleet_image="$(ansible-playbook lab/fleet-image.yml 2>&1)" || { printf '%s\n' "${fleet_image}" >&2; exit 1; }
+fleet_image="$(bash lab/lab.sh fleet-image 2>&1)" || { printf '%s\n' "${fleet_image}" >&2; exit 1; }
 # headless Chromium opens the status page (tests/lab/test_85_status_page.py): Debian's package, once per machine
 bash lab/chromium.sh
 PYTEST=(python -m pytest -p no:cacheprovider -ra --durations=25)

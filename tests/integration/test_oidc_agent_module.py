@@ -16,6 +16,7 @@ refresh tokens of every account made here.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import re
@@ -36,8 +37,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.path.dirname(sys.executable)
 IMAGE = 'infn-cloud/cloud-backup:latest'
 VM_IMAGE = 'infn-lab/vm:latest'
-# the compiled code of Ansible's module payloads, shared with the lab's VMs (lab/images/vm/pycode_cache.py)
-PYCODE = os.path.join(os.environ.get('LAB_CACHE', '/var/cache/infn-cloud-backup'), 'vm-pycode')
 RUN = uuid.uuid4().hex[:8]
 LABEL = 'infn-test=oidc-%s' % RUN
 ACCOUNT = 'cloud-backup'
@@ -57,6 +56,13 @@ CONFIG = '/home/user/.config/oidc-agent'
 
 def docker(*args, check=True, timeout=120, **kw):
     return subprocess.run(('docker',) + args, check=check, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+@functools.lru_cache(maxsize=None)
+def pycode_volume():
+    """The compiled code of Ansible's module payloads, shared with the lab's VMs: the volume lab/lab.sh gives a VM."""
+    out = subprocess.run(['bash', 'lab/lab.sh', 'vm-volumes'], cwd=REPO, capture_output=True, text=True, check=True)
+    return dict(line.split('=', 1) for line in out.stdout.splitlines())['LAB_VM_PYCODE_VOLUME']
 
 
 def free_port():
@@ -138,7 +144,7 @@ class Host:
         docker('run', '-d', '--name', self.backup, '--network', 'host', '--init', '--label', LABEL,
                '-v', '%s:%s:ro' % (provider.ca, CA_IN_CONTAINER), IMAGE, 'sleep', 'infinity')
         docker('run', '-d', '--name', self.vm, '--network', 'host', '--label', LABEL,
-               '-v', '/var/run/docker.sock:/var/run/docker.sock', '-v', '%s:/var/cache/infn-lab-pycode' % PYCODE,
+               '-v', '/var/run/docker.sock:/var/run/docker.sock', '-v', pycode_volume(),
                '--entrypoint', 'sleep', VM_IMAGE, 'infinity')
 
     def sh(self, script, password=None, check=False):

@@ -10,9 +10,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def test_molecule_default_scenario():
     molecule = os.path.join(os.path.dirname(sys.executable), "molecule")
-    # the VMs start from the lab's engine directory, as the lab's own do (molecule.yml)
-    disk = subprocess.run(["bash", "lab/lab.sh", "vm-disk"], cwd=REPO, capture_output=True, text=True, check=True)
-    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", PY_COLORS="0", NO_COLOR="1", MOLECULE_VM_DISK=disk.stdout.strip())
+    # the VMs' volumes, as the lab's own VMs have them (molecule.yml): the engine directory they start from, the cache
+    volumes = subprocess.run(["bash", "lab/lab.sh", "vm-volumes"], cwd=REPO, capture_output=True, text=True, check=True)
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", PY_COLORS="0", NO_COLOR="1")
+    env.update(line.split("=", 1) for line in volumes.stdout.splitlines())
     result = subprocess.run([molecule, "test", "-s", "default"], cwd=REPO, capture_output=True, text=True, env=env,
                             timeout=2400)
     out = result.stdout + result.stderr
