@@ -109,8 +109,9 @@ def test_the_rerun_changes_and_transfers_nothing(fleet):
     assert rerun.rc == 0, rerun.out[-5000:]
     for host in VMS:
         assert rerun.changed(host) == 0, rerun.out[-3000:]
+    # every host has its image: the tasks that build, copy and load one are not even reached (tasks/image.yml)
     for task in ("Build the backup image on the controller", "Copy the compressed image to the host", "Load the image"):
-        assert task_results(rerun.out, task) == [], (task, rerun.out[-3000:])
+        assert "TASK [infn_cloud.backup.cloud_backup : %s]" % task not in rerun.out, (task, rerun.out[-3000:])
     until = str(int(time.time()) + 1)
     for vm in VMS.values():
         events = vm_exec(vm, "docker events --since %s --until %s --filter type=image --format '{{.Action}}'"
