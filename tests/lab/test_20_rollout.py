@@ -23,10 +23,19 @@ def _container(vm, name):
     return info["Id"], info["State"]["StartedAt"]
 
 
-def test_rerun_reports_no_change(vms):
+def _repository_id(vm):
+    return json.loads(vm_exec(vm, "docker exec -u user cloud-backup restic cat config").stdout)["id"]
+
+
+def test_rerun_reports_no_change_and_initialises_no_repository(vms):
+    ids = {h: _repository_id(vm) for h, vm in vms.items()}
     run = playbook()
     assert run.rc == 0, run.out[-4000:]
     assert {h: run.changed(h) for h in vms} == {h: 0 for h in vms}, run.out[-4000:]
+    # the repositories were initialised once: the rerun reaches the task and each host keeps its own
+    assert "Ensure the restic repository exists" in run.out
+    assert {h: _repository_id(vm) for h, vm in vms.items()} == ids
+    assert len(set(ids.values())) == len(vms), "each host has its own repository"
 
 
 def test_check_mode_on_a_converged_fleet_changes_nothing(vms):
@@ -86,18 +95,6 @@ def test_secrets_only_in_the_private_secret_files(vms):
         leaks = subprocess.run(["docker", "exec", vm, "grep", "-rl", "lab-rest-password", "/opt/cloud-backup",
                                 "/etc/cron.d"], capture_output=True, text=True).stdout.split()
         assert leaks == ["/opt/cloud-backup/secrets/RESTIC_REST_PASSWORD"]
-
-
-def _repository_id(vm):
-    return json.loads(vm_exec(vm, "docker exec -u user cloud-backup restic cat config").stdout)["id"]
-
-
-def test_repository_initialised_once(vms):
-    ids = {h: _repository_id(vm) for h, vm in vms.items()}
-    run = playbook()
-    assert run.rc == 0 and "Ensure the restic repository exists" in run.out
-    assert {h: _repository_id(vm) for h, vm in vms.items()} == ids
-    assert len(set(ids.values())) == len(vms), "each host has its own repository"
 
 
 @pytest.mark.parametrize("docker_install", ["false", "true"])
