@@ -32,8 +32,11 @@ def inventory(tmp_path_factory):
                               stderr=subprocess.STDOUT) for c in VMS.values()]
     assert all(p.wait(timeout=300) == 0 for p in procs)
     for container in VMS.values():
-        # the host lives in Rome; its cron daemon is started again to read the zone
-        vm_exec(container, "ln -sf /usr/share/zoneinfo/Europe/Rome /etc/localtime && (pkill -x cron; cron)")
+        # the host lives in Rome; its cron daemon is started again to read the zone, once the old one has exited (it
+        # holds /var/run/crond.pid until then; it stays a zombie, as the lab VM's PID 1 is dockerd, not an init)
+        vm_exec(container, "ln -sf /usr/share/zoneinfo/Europe/Rome /etc/localtime && pkill -x cron;"
+                           " for i in $(seq 1 100); do ps -o stat= -C cron | grep -qv '^Z' || break; sleep 0.1; done;"
+                           " cron")
     path = tmp_path_factory.mktemp("tz") / "hosts.yml"
     path.write_text("all:\n  children:\n    cloud_backup:\n      hosts:\n" + "".join(
         "        %s: {ansible_host: %s, cloud_backup_scheduler: %s}\n" % (name, c, SCHEDULER[name])
