@@ -87,7 +87,7 @@ start_healthchecks() {
 # vm_disk [IMAGE]: the Docker engine's directory (/var/lib/docker) of a VM into which the lab's images (the base image
 # and the ofelia stand-in, and IMAGE when given: the fleet's backup image) have been loaded, as a tar made once per set
 # of images (LAB_CACHE/vm-disk-<hash>[-<hash of IMAGE>].tar, the engine stopped first). Each new VM starts from it
-# (boot_flags) instead of a `docker save | docker load` of those images: the same images in its engine, for a fraction
+# (disk_volume) instead of a `docker save | docker load` of those images: the same images in its engine, for a fraction
 # of the CPU (every VM shares this machine's two cores).
 vm_disk() {
   local extra="${1:-}" base key file
@@ -115,11 +115,8 @@ vm_disk() {
   printf '%s' "${file}"
 }
 
-# boot_flags DISK: the docker run flags that mount DISK where a VM's boot (lab/images/vm/vm-init) unpacks it into an
-# empty engine directory (a new VM; a persistent one at its first boot).
-boot_flags() {
-  BOOT_FLAGS=(-v "$(disk_volume "$1")")
-}
+# disk_volume DISK: the volume that mounts DISK where a VM's boot (lab/images/vm/vm-init) unpacks it into an empty
+# engine directory (a new VM; a persistent one at its first boot).
 disk_volume() { printf '%s:/var/lib/docker-disk.tar:ro' "$1"; }
 
 # vm_volumes: the volumes of a VM started outside this script, as NAME=SPEC lines (docker run -v SPEC)
@@ -134,9 +131,8 @@ start_vm() {
   if [ "$(docker inspect -f '{{.State.Running}}' "${name}" 2>/dev/null)" != true ]; then
     docker rm -f "${name}" >/dev/null 2>&1 || true
     disk="$(vm_disk)"
-    boot_flags "${disk}"
     docker run -d --name "${name}" --hostname "vm${i}" --network "${LAB_NET}" --ip "172.31.240.$((100 + i))" \
-      --label infn-lab=1 "${VM_RUN_FLAGS[@]}" "${BOOT_FLAGS[@]}" "${VM_IMAGE}" >/dev/null
+      --label infn-lab=1 "${VM_RUN_FLAGS[@]}" -v "$(disk_volume "${disk}")" "${VM_IMAGE}" >/dev/null
   fi
   for _ in $(seq 1 60); do
     docker exec "${name}" docker info >/dev/null 2>&1 && break
@@ -247,9 +243,8 @@ extra_vm() {
     flags=("${flags[@]/\/var\/lib\/docker:exec/${name}-disk:/var/lib/docker}")
   fi
   disk="$(vm_disk "${image}")"
-  boot_flags "${disk}"
   docker run -d --name "${name}" --hostname "${name}" --network "${LAB_NET}" --label infn-lab=1 \
-    "${flags[@]}" "${BOOT_FLAGS[@]}" "${VM_IMAGE}" >/dev/null
+    "${flags[@]}" -v "$(disk_volume "${disk}")" "${VM_IMAGE}" >/dev/null
   for _ in $(seq 1 60); do
     docker exec "${name}" docker info >/dev/null 2>&1 && break
     sleep 0.5

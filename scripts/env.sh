@@ -6,8 +6,8 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${LAB_CACHE:-/var/cache/infn-cloud-backup}"
 REQS="${REPO_ROOT}/tests/requirements.txt"
 # The controller's Python: the distribution's own when it is recent enough for ansible-core (Debian builds it with
-# PGO and LTO; Ansible's runs take about a third less CPU on it than on a plain source build such as pyenv's), else the
-# first python3 on PATH. The venv is keyed by the requirements and by the interpreter.
+# PGO and LTO; the unit tests, which run Ansible, take about a fifth less CPU on it than on a plain source build such
+# as pyenv's), else the first python3 on PATH. The venv is keyed by the requirements and by the interpreter.
 PYTHON=python3
 if /usr/bin/python3 -c 'import ensurepip, sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then PYTHON=/usr/bin/python3; fi
 VENV="${CACHE}/venv-$({ cat "${REQS}"; "${PYTHON}" -c 'import sys; print(sys.executable, sys.version)'; } | sha256sum | cut -c1-12)"
