@@ -7,7 +7,8 @@
 #   lab/oidc/start.sh status    print the same lines when it runs (exit 1 when not)
 #
 # Environment: LAB_OIDC_STATE (state directory: CA, certificate, pid, log, admin token; default
-# <repo>/.lab/oidc), LAB_OIDC_PORT (9443), LAB_OIDC_HOST (127.0.0.1), and every LAB_OIDC_* setting of
+# <repo>/.lab/oidc), LAB_OIDC_PORT (9443), LAB_OIDC_HOST (127.0.0.1), LAB_OIDC_START_TIMEOUT (seconds to
+# wait for the provider to answer, 90), and every LAB_OIDC_* setting of
 # server.mjs (lifetimes, refresh-token format, pre-registered clients), passed through.
 # The containers that use it run with --network host and get the CA file mounted (oidc-gen --cp=...).
 set -euo pipefail
@@ -18,6 +19,7 @@ STATE="${LAB_OIDC_STATE:-${REPO}/.lab/oidc}"
 export LAB_OIDC_HOST="${LAB_OIDC_HOST:-127.0.0.1}"
 export LAB_OIDC_PORT="${LAB_OIDC_PORT:-9443}"
 export LAB_OIDC_ISSUER="${LAB_OIDC_ISSUER:-https://${LAB_OIDC_HOST}:${LAB_OIDC_PORT}/}"
+LAB_OIDC_START_TIMEOUT="${LAB_OIDC_START_TIMEOUT:-90}"
 
 log() { printf '[lab-oidc] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -69,7 +71,7 @@ make_ca() {
 }
 
 start() {
-  local pid
+  local pid deadline
   mkdir -p "${STATE}"
   chmod 0700 "${STATE}"
   if pid="$(running_pid)"; then
@@ -92,8 +94,11 @@ start() {
   setsid node "${HERE}/server.mjs" >"${STATE}/server.log" 2>&1 </dev/null &
   pid=$!
   printf '%s\n' "${pid}" >"${STATE}/server.pid"
-  for _ in $(seq 1 100); do
-    if curl -fsS --cacert "${STATE}/ca.pem" -o /dev/null "${LAB_OIDC_ISSUER%/}/.well-known/openid-configuration" 2>/dev/null; then
+  # A deadline in seconds, not a count of tries: on a loaded machine node alone can take over 10 s to load
+  # oidc-provider (a CI run lost test_41 that way), and each try's curl takes longer too.
+  deadline=$((SECONDS + LAB_OIDC_START_TIMEOUT))
+  while [ "${SECONDS}" -lt "${deadline}" ]; do
+    if curl -fsS --max-time 5 --cacert "${STATE}/ca.pem" -o /dev/null "${LAB_OIDC_ISSUER%/}/.well-known/openid-configuration" 2>/dev/null; then
       print_env "${pid}"
       return 0
     fi
@@ -101,7 +106,7 @@ start() {
     sleep 0.1
   done
   tail -20 "${STATE}/server.log" >&2
-  die "the provider did not answer at ${LAB_OIDC_ISSUER} within 10 s"
+  die "the provider did not answer at ${LAB_OIDC_ISSUER} within ${LAB_OIDC_START_TIMEOUT} s (LAB_OIDC_START_TIMEOUT)"
 }
 
 stop() {
