@@ -79,6 +79,8 @@ start() {
     print_env "${pid}"
     return 0
   fi
+  [[ "${LAB_OIDC_START_TIMEOUT}" =~ ^[1-9][0-9]*$ ]] \
+    || die "LAB_OIDC_START_TIMEOUT must be a whole number of seconds, not '${LAB_OIDC_START_TIMEOUT}'"
   command -v node >/dev/null || die "node (>= 20) is not installed"
   install
   make_ca
